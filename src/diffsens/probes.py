@@ -1,0 +1,140 @@
+"""Record a model's intermediate activations by module name, all in one forward pass.
+
+Layers are addressed by their ``named_modules`` path (``"features.3"``, ``"layer2.1"``), plus
+``"output"`` for the model's output. Each recorded tensor is copied as soon as its module returns,
+so an in-place operation further down the network (``nn.ReLU(inplace=True)``) cannot change it.
+A module that runs more than once per forward pass (a shared activation, say) has no single
+output and is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["OUTPUT", "Probe", "evaluating", "list_layers"]
+
+OUTPUT = "output"
+"""Name under which the model's own output is recorded."""
+
+
+class Probe:
+    """Context manager that records the named layers of ``model`` on every call.
+
+    >>> with Probe(model, ["features.1", "output"]) as probe:
+    ...     activations = probe(images)  # {"features.1": (B, F1), "output": (B, F2)}
+
+    Activations come back flattened to ``(batch, features)``, in the order of ``layers``. With
+    ``probe(images, reduce=fn)`` each layer's activations go to ``fn(name, features)`` the moment
+    the layer returns, uncopied, and ``fn``'s results come back instead: nothing large is kept.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str]):
+        self.model = model
+        self.layers = list(layers)
+        if len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"layers must be distinct, got {self.layers}")
+        modules = dict(model.named_modules())
+        modules.pop("", None)
+        unknown = [name for name in self.layers if name != OUTPUT and name not in modules]
+        if unknown:
+            known = ", ".join(list(modules)[:30]) + (", ..." if len(modules) > 30 else "")
+            raise ValueError(
+                f"unknown layer name(s) {unknown}: expected {OUTPUT!r} or a module path of the "
+                f"model ({known}); diffsens.probes.list_layers(model, example) lists them in order"
+            )
+        self._modules = {name: modules[name] for name in self.layers if name != OUTPUT}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._recorded: dict[str, list] = {}
+        self._reduce: Callable = _copy
+
+    def __enter__(self) -> Probe:
+        for name, module in self._modules.items():
+            self._handles.append(module.register_forward_hook(self._recorder(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _recorder(self, name: str):
+        def record(module, args, output):
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f"layer {name!r} returns {type(output).__name__}, not a tensor; probe a module "
+                    f"that returns one tensor"
+                )
+            features = output.detach().flatten(1)
+            self._recorded.setdefault(name, []).append(self._reduce(name, features))
+
+        return record
+
+    def __call__(self, inputs: torch.Tensor, reduce: Callable | None = None) -> dict:
+        if not self._handles and self._modules:
+            raise RuntimeError(
+                "Probe must be used as a context manager: `with Probe(...) as probe:`"
+            )
+        self._recorded = {}
+        self._reduce = reduce or _copy
+        output = self.model(inputs)
+        for name in self._modules:
+            calls = len(self._recorded.get(name, []))
+            if calls != 1:
+                raise RuntimeError(
+                    f"layer {name!r} ran {calls} times in one forward pass; expected exactly once. "
+                    f"Probe a module that runs once (not a shared activation or an unused module)"
+                )
+        results = {name: self._recorded[name][0] for name in self._modules}
+        if OUTPUT in self.layers:
+            results[OUTPUT] = self._reduce(OUTPUT, output.detach().flatten(1))
+        return {name: results[name] for name in self.layers}
+
+
+def _copy(name: str, features: torch.Tensor) -> torch.Tensor:
+    return features.clone()
+
+
+def list_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """Names of the modules that run exactly once on ``example``, in the order they finish.
+
+    These are the layers :class:`Probe` accepts, in depth order (a block finishes after its parts).
+    """
+    order: list[str] = []
+    counts: dict[str, int] = {}
+
+    def hook_for(name: str):
+        def hook(module, args, output):
+            counts[name] = counts.get(name, 0) + 1
+            if counts[name] == 1 and isinstance(output, torch.Tensor):
+                order.append(name)
+
+        return hook
+
+    handles = [
+        module.register_forward_hook(hook_for(name))
+        for name, module in model.named_modules()
+        if name
+    ]
+    try:
+        with torch.inference_mode(), evaluating(model):
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [name for name in order if counts[name] == 1]
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode (frozen batch norm, no dropout); restore every module's mode."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training

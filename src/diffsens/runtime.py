@@ -1,0 +1,33 @@
+"""Process-wide settings for the programs that drive the library (CLI, workflow scripts, demo).
+
+Nothing here runs on ``import diffsens``: a library must not change its host process behind its
+back. Entry points call :func:`tune_allocator` once at start-up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+__all__ = ["tune_allocator"]
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def tune_allocator(threshold: int = 1 << 30) -> bool:
+    """Keep freed multi-megabyte blocks in the process instead of handing them back to the OS.
+
+    glibc serves large ``malloc`` calls with fresh ``mmap`` pages and unmaps them on ``free``, so
+    every large CPU tensor pays page faults each time it is allocated; batched perturbations of a
+    probe set allocate many such tensors (benchmarks/README.md: about 2.7x slower). This is what a
+    caching allocator does on the GPU. Returns False (and changes nothing) off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, 2 * threshold)
+    )
