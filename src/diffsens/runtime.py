@@ -19,7 +19,7 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
 
     glibc serves large ``malloc`` calls with fresh ``mmap`` pages and unmaps them on ``free``, so
     every large CPU tensor pays page faults each time it is allocated; batched perturbations of a
-    probe set allocate many such tensors (benchmarks/README.md: about 2.7x slower). This is what a
+    probe set allocate many such tensors (benchmarks/README.md: 1.6x slower). This is what a
     caching allocator does on the GPU. Returns False (and changes nothing) off glibc.
     """
     if not sys.platform.startswith("linux"):
