@@ -11,19 +11,13 @@ from pathlib import Path
 
 import xarray as xr
 
+from diffsens._io import write_atomically
+
 __all__ = ["write_netcdf"]
 
 ENGINE = "netcdf4"
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` through a temporary file in the same directory, then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        ds.to_netcdf(partial, engine=ENGINE)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    """Write ``ds`` to ``path`` atomically (a temporary file in the same directory, renamed)."""
+    return write_atomically(path, lambda partial: ds.to_netcdf(partial, engine=ENGINE))

@@ -1,0 +1,194 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from diffsens.data import (
+    DatasetUnavailable,
+    PreparedData,
+    add_noise,
+    cifar10,
+    mnist5k,
+    prepare,
+    probe_set,
+    random_crop_flip,
+    scale_detection_1d,
+    scale_detection_2d,
+)
+from diffsens.data.transforms import NORMALISATION
+
+
+def two_pixels_2d(images):
+    flat = images.flatten(1)
+    sites = flat.nonzero()[:, 1].view(-1, 2)
+    size = images.shape[-1]
+    return sites // size, sites % size, flat[flat != 0].view(-1, 2)
+
+
+class TestScaleDetection2D:
+    def test_labels_follow_distances_and_classes_balance(self):
+        (train_x, train_y), (test_x, test_y) = scale_detection_2d(n_train=512, n_test=256, seed=1)
+        assert train_x.shape == (512, 1, 28, 28) and test_x.shape == (256, 1, 28, 28)
+        for x, y in ((train_x, train_y), (test_x, test_y)):
+            rows, cols, values = two_pixels_2d(x)
+            assert torch.all(values == 28**2 / 2)
+            distance = torch.hypot(
+                (rows[:, 0] - rows[:, 1]).float(), (cols[:, 0] - cols[:, 1]).float()
+            )
+            assert torch.all(distance[y == 1] < 13) and torch.all(distance[y == -1] >= 15)
+            assert (y == 1).sum() == (y == -1).sum() == len(y) // 2
+        assert train_y.dtype == torch.float32
+
+    def test_seeded(self):
+        a = scale_detection_2d(n_train=32, n_test=32, seed=3)
+        b = scale_detection_2d(n_train=32, n_test=32, seed=3)
+        c = scale_detection_2d(n_train=32, n_test=32, seed=4)
+        assert torch.equal(a[0][0], b[0][0]) and not torch.equal(a[0][0], c[0][0])
+
+    def test_bad_settings(self):
+        with pytest.raises(ValueError, match="even"):
+            scale_detection_2d(n_train=3)
+        with pytest.raises(ValueError, match="gap"):
+            scale_detection_2d(gap=40)
+
+
+class TestScaleDetection1D:
+    def test_task2_same_block(self):
+        (x, y), _ = scale_detection_1d(length=128, xi=32, n_train=400, n_test=100, seed=0)
+        assert x.shape == (400, 1, 128)
+        sites = x[:, 0].nonzero()[:, 1].view(-1, 2)
+        assert torch.all(x[:, 0][x[:, 0] != 0] == 8.0)  # sqrt(128 / 2)
+        same = sites[:, 0] // 32 == sites[:, 1] // 32
+        assert torch.equal(same, y == 1)
+        assert (y == 1).sum() == 200
+
+    def test_task1_periodic_distance(self):
+        (x, y), _ = scale_detection_1d(length=64, xi=16, gap=4, task=1, n_train=200, n_test=50)
+        sites = x[:, 0].nonzero()[:, 1].view(-1, 2)
+        d = (sites[:, 0] - sites[:, 1]).abs()
+        d = torch.minimum(d, 64 - d)
+        assert torch.all(d[y == 1] < 14) and torch.all(d[y == -1] >= 18)
+
+    def test_bad_task(self):
+        with pytest.raises(ValueError, match="task must be"):
+            scale_detection_1d(task=3)
+        with pytest.raises(ValueError, match="multiple of xi"):
+            scale_detection_1d(length=100, xi=32)
+
+
+def test_mnist5k_is_real_stratified_and_seeded():
+    (train_x, train_y), (_test_x, test_y) = mnist5k(n_test=1000, seed=0)
+    assert train_x.shape == (4000, 1, 28, 28) and train_x.dtype == torch.uint8
+    assert torch.equal(torch.bincount(test_y), torch.full((10,), 100))
+    assert torch.equal(torch.bincount(train_y), torch.full((10,), 400))
+    assert train_x.float().mean() > 20  # real digits: mostly black, some ink
+    (again_x, _), _ = mnist5k(n_test=1000, seed=0)
+    assert torch.equal(train_x, again_x)
+
+
+def write_cifar_fixture(root, n_per_batch=6):
+    """A tiny CIFAR-10 copy in the real cifar-10-batches-py pickle layout."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    batches = {}
+    for name in names:
+        data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n_per_batch).tolist()
+        batches[name] = (data, labels)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": labels}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    return batches
+
+
+def test_cifar10_reads_the_real_layout(tmp_path):
+    batches = write_cifar_fixture(tmp_path)
+    (train_x, _train_y), (test_x, test_y) = cifar10(tmp_path, download=False, verify=False)
+    assert train_x.shape == (30, 3, 32, 32) and test_x.shape == (6, 3, 32, 32)
+    # rows are stored channel-major: 1024 red, then green, then blue values
+    first = batches["data_batch_1"][0][0]
+    assert torch.equal(train_x[0], torch.from_numpy(first.reshape(3, 32, 32)))
+    assert test_y.tolist() == batches["test_batch"][1]
+
+
+def test_cifar10_checksums_refuse_a_fixture_with_a_clear_error(tmp_path):
+    write_cifar_fixture(tmp_path)
+    with pytest.raises(DatasetUnavailable, match="cifar-10-batches-py"):
+        cifar10(tmp_path, download=False, verify=True)
+
+
+def test_missing_dataset_offline_says_how_to_provide_it(tmp_path):
+    with pytest.raises(DatasetUnavailable, match=r"not under .* could not be downloaded"):
+        prepare("cifar10", root=str(tmp_path), download=False)
+    with pytest.raises(DatasetUnavailable, match="MNIST"):
+        prepare("mnist", root=str(tmp_path), download=False)
+
+
+def test_prepared_cifar10_is_normalised(tmp_path):
+    write_cifar_fixture(tmp_path)
+    data = prepare("cifar10", root=str(tmp_path), download=False, verify=False)
+    mean, std = NORMALISATION["cifar10"]
+    raw, _ = cifar10(tmp_path, download=False, verify=False)[0]
+    expected = (raw[0, 1].float() / 255 - mean[1]) / std[1]
+    torch.testing.assert_close(data.train_images[0, 1], expected)
+    assert data.fill == pytest.approx(tuple(-m / s for m, s in zip(mean, std, strict=True)))
+
+
+def test_prepared_round_trip_and_corruption(tmp_path):
+    data = prepare("scale_detection_2d", n_train=16, n_test=8, seed=2)
+    path = data.save(tmp_path / "sd.pt")
+    back = PreparedData.load(path)
+    assert back.name == "scale_detection_2d" and back.num_classes == 1
+    assert torch.equal(back.train_images, data.train_images) and back.settings == data.settings
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="corrupted"):
+        PreparedData.load(path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        PreparedData.load(tmp_path / "missing.pt")
+
+
+def test_prepare_rejects_unknown_names_and_settings():
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        prepare("svhn")
+    with pytest.raises(TypeError, match=r"scale_detection_2d.*xi_"):
+        prepare("scale_detection_2d", xi_=3)
+
+
+def test_training_noise_has_the_given_norm():
+    images = torch.zeros(2000, 3, 8, 8)
+    noisy = add_noise(images, 10.0, torch.Generator().manual_seed(0))
+    norms = noisy.flatten(1).norm(dim=1)
+    assert norms.mean().item() == pytest.approx(10.0, rel=0.01)
+    assert add_noise(images, 0.0) is images
+    again = add_noise(images, 10.0, torch.Generator().manual_seed(1))
+    assert not torch.equal(noisy, again)  # redrawn at every call
+
+
+def test_crop_flip_is_a_padded_shift_or_its_mirror():
+    g = torch.Generator().manual_seed(0)
+    images = torch.arange(2 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6).repeat(200, 1, 1, 1)
+    out = random_crop_flip(images, 2, torch.tensor([-1.0]), g)
+    assert out.shape == images.shape
+    flipped = 0
+    for x, y in zip(images, out, strict=True):
+        padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)
+        candidates = [padded[:, i : i + 6, j : j + 6] for i in range(5) for j in range(5)]
+        if any(torch.equal(y, c) for c in candidates):
+            continue
+        assert any(torch.equal(y, c.flip(-1)) for c in candidates)
+        flipped += 1
+    assert 0.4 < flipped / len(images) < 0.6
+
+
+def test_probe_set_is_seeded_subset():
+    data = prepare("scale_detection_2d", n_train=16, n_test=64, seed=0)
+    x, _y = probe_set(data, 10, seed=3)
+    x2, _ = probe_set(data, 10, seed=3)
+    assert torch.equal(x, x2) and x.shape == (10, 1, 28, 28)
+    assert all(any(torch.equal(a, b) for b in data.test_images) for a in x)
+    with pytest.raises(ValueError, match=r"1\.\.64"):
+        probe_set(data, 65)
