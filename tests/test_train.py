@@ -1,3 +1,4 @@
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,11 +84,22 @@ def test_finished_run_is_not_repeated(tmp_path):
     assert (tmp_path / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp
 
 
-def test_changed_settings_refuse_to_resume(tmp_path):
+def test_changed_settings_refuse_to_resume_or_restart(tmp_path):
     spec = {"name": "fc2", "width": 8}
     train(spec, separable_1d(), {"loss": "hinge", "epochs": 1}, tmp_path)
     with pytest.raises(ValueError, match="other training settings"):
         train(spec, separable_1d(), {"loss": "hinge", "epochs": 1, "lr": 0.5}, tmp_path)
+    with pytest.raises(ValueError, match="other training settings"):
+        train({"name": "fc2", "width": 9}, separable_1d(), {"loss": "hinge", "epochs": 1}, tmp_path)
+    fresh = train(spec, separable_1d(), {"loss": "hinge", "epochs": 2, "lr": 0.5}, tmp_path / "x")
+    restarted = train(
+        spec,
+        separable_1d(),
+        {"loss": "hinge", "epochs": 2, "lr": 0.5},
+        tmp_path,
+        restart_on_change=True,
+    )
+    xr.testing.assert_equal(restarted.drop_vars("time"), fresh.drop_vars("time"))
 
 
 def test_stop_at_zero_loss(tmp_path):
@@ -197,7 +209,13 @@ def test_resume_after_kill_equals_uninterrupted_run(uninterrupted, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "history.nc").exists()  # the run did not finish
+    shutil.rmtree(tmp_path / "checkpoints")  # as a workflow manager removes a failed job's outputs
     subprocess.run([sys.executable, str(script), str(tmp_path)], check=True)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best.pt",
+        "init.pt",
+        "last.pt",
+    ]
     resumed = final_weights(tmp_path)
     for name, tensor in reference.items():
         assert torch.equal(resumed[name], tensor), name

@@ -5,8 +5,10 @@
 * ``checkpoints/{init,best,last}.pt`` and ``checkpoints/epoch_<N>.pt`` for each listed epoch:
   self-describing (model spec, data shape, epoch, test error), reloaded by :func:`load_checkpoint`;
 * ``history.nc``: train loss, train and test error, learning rate and time per epoch;
-* ``state/state.pt``: everything needed to continue (model, optimizer, scheduler, every random
-  generator, position inside the epoch), saved atomically after every epoch and on SIGTERM.
+* ``state/``: everything needed to continue (model, optimizer, scheduler, every random generator,
+  position inside the epoch, the checkpoints so far), saved atomically after every epoch and on
+  SIGTERM. ``checkpoints/`` holds hard links to the kept checkpoints, re-made on resume: a
+  workflow manager may delete its declared outputs after a failure, the state survives.
 
 Started again after a kill, a run resumes from its state and ends with the weights an
 uninterrupted run would have (bit for bit on CPU). SIGTERM (cluster preemption) saves the state
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -32,7 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from diffsens import models
-from diffsens._io import load_torch, save_torch
+from diffsens._io import load_torch, save_torch, write_atomically
 from diffsens.cubes import write_netcdf
 from diffsens.data import PreparedData, add_noise, random_crop_flip
 
@@ -221,11 +224,18 @@ def _sigterm_flag():
 
 
 def train(
-    model_spec: dict, data: PreparedData, config: dict, out_dir: str | os.PathLike
+    model_spec: dict,
+    data: PreparedData,
+    config: dict,
+    out_dir: str | os.PathLike,
+    *,
+    restart_on_change: bool = False,
 ) -> xr.Dataset:
     """Train ``model_spec`` on ``data`` with ``config`` (see :data:`DEFAULTS`); resume if possible.
 
-    Returns the history (also written to ``out_dir/history.nc``).
+    A saved state made with other settings (model, data or config) is an error, or, with
+    ``restart_on_change``, discarded so that training starts over. Returns the history (also
+    written to ``out_dir/history.nc``).
     """
     cfg = resolve_config(config)
     if cfg["loss"] == "hinge" and data.num_classes != 1:
@@ -239,6 +249,7 @@ def train(
         raise ValueError("augmentation 'crop_flip' needs 2-D images (N, C, H, W)")
     out = Path(out_dir)
     state_path = out / "state" / "state.pt"
+    kept = out / "state" / "checkpoints"
     device = pick_device(cfg["device"])
     data_shape = _data_shape(data)
 
@@ -269,7 +280,7 @@ def train(
             "epoch": epoch,
             "test_error": test_error,
         }
-        save_torch(payload, out / "checkpoints" / f"{name}.pt")
+        _publish(save_torch(payload, kept / f"{name}.pt"), out / "checkpoints")
 
     def save_state(epoch: int, finished: bool = False) -> None:
         save_torch(
@@ -288,7 +299,7 @@ def train(
                 "history": history,
                 "position": position,
                 "finished": finished,
-                "config": cfg,
+                "settings": settings,
             },
             state_path,
         )
@@ -297,12 +308,19 @@ def train(
     test_x, test_y = _place(data.test_images, device), _place(data.test_labels, device)
     fill = torch.tensor(data.fill, device=device)
 
-    if state_path.exists():
-        state = load_torch(state_path, "training state")
-        if state["config"] != cfg:
+    settings = {"config": cfg, "model_spec": dict(model_spec), "data": data.name, **data_shape}
+    state = load_torch(state_path, "training state") if state_path.exists() else None
+    if state is not None and state.get("settings") != settings:
+        if not restart_on_change:
             raise ValueError(
-                f"{state_path} was saved with other training settings; delete {out} to start over"
+                f"{state_path} was saved with other training settings; delete {out / 'state'} "
+                "to start over"
             )
+        shutil.rmtree(out / "state")
+        state = None
+    if state is not None:
+        for path in sorted(kept.glob("*.pt")):
+            _publish(path, out / "checkpoints")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -393,6 +411,18 @@ def train(
             if done:
                 break
     return _history_dataset(history, best, meta, out)
+
+
+def _publish(path: Path, folder: Path) -> None:
+    """Hard-link (or copy, across file systems) a kept checkpoint into ``folder``, atomically."""
+
+    def link(partial: Path) -> None:
+        try:
+            os.link(path, partial)
+        except OSError:
+            shutil.copyfile(path, partial)
+
+    write_atomically(folder / path.name, link)
 
 
 def _history_dataset(history: dict, best: dict, meta: dict, out: Path) -> xr.Dataset:
