@@ -116,12 +116,17 @@ def test_stop_at_zero_loss(tmp_path):
     assert (history.train_loss[1:-1] > 0).all()
 
 
-def test_l2_penalty_and_weight_decay_groups(tmp_path):
+def test_l2_penalty_shrinks_weights(tmp_path):
     data = separable_1d()
     config = {"loss": "hinge", "epochs": 1, "l2_penalty": 1.0, "optimizer": "sgd", "lr": 0.01}
-    plain = train({"name": "fc2", "width": 8}, data, {**config, "l2_penalty": 0.0}, tmp_path / "a")
-    penalised = train({"name": "fc2", "width": 8}, data, config, tmp_path / "b")
-    assert float(penalised.train_loss[1]) > float(plain.train_loss[1])
+    train({"name": "fc2", "width": 8}, data, {**config, "l2_penalty": 0.0}, tmp_path / "a")
+    train({"name": "fc2", "width": 8}, data, config, tmp_path / "b")
+
+    def weight_norm(run):
+        state = load_checkpoint(tmp_path / run / "checkpoints" / "last.pt")[0].state_dict()
+        return sum(float(p.square().sum()) for p in state.values())
+
+    assert weight_norm("b") < 0.99 * weight_norm("a")  # the penalty shrinks the weights
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
@@ -240,3 +245,17 @@ def test_sigterm_saves_exits_nonzero_and_resumes(uninterrupted, tmp_path):
     resumed = final_weights(tmp_path)
     for name, tensor in reference.items():
         assert torch.equal(resumed[name], tensor), name
+
+
+def test_weight_decay_can_spare_biases_and_norms():
+    from diffsens.train import _optimizer, build_model
+
+    model = build_model(
+        {"name": "vgg11_bn"}, {"in_channels": 3, "num_classes": 10, "input_size": 32}
+    )
+    spared = _optimizer(model, resolve_config({"decay_biases_and_norms": False}))
+    decayed, exempt = spared.param_groups
+    assert all(p.ndim > 1 for p in decayed["params"]) and decayed["weight_decay"] == 5e-4
+    assert all(p.ndim == 1 for p in exempt["params"]) and exempt["weight_decay"] == 0.0
+    (everything,) = _optimizer(model, resolve_config({})).param_groups
+    assert len(everything["params"]) == len(list(model.parameters()))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import xarray as xr
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -43,3 +44,8 @@ def load_torch(path: str | os.PathLike, what: str):
             f"{what} {os.fspath(path)!r} is unreadable or corrupted ({type(error).__name__}: "
             f"{error}); delete it and produce it again"
         ) from error
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to ``path`` with the netCDF4 engine, through :func:`write_atomically`."""
+    return write_atomically(path, lambda partial: ds.to_netcdf(partial, engine="netcdf4"))

@@ -32,6 +32,7 @@ __all__ = [
     "INTERPOLATIONS",
     "deform",
     "displacement_field",
+    "log_spaced_temperatures",
     "sample_displacement",
     "sample_modes",
     "temperature_for_displacement",
@@ -75,6 +76,17 @@ def typical_displacement(T, cut: float, n: int):
 def temperature_for_displacement(delta, cut: float, n: int):
     """Inverse of :func:`typical_displacement`: ``T = 4 delta^2 / (pi n^2 ln cut)``."""
     return 4 * delta**2 / (math.pi * n**2 * _log_cut(cut))
+
+
+def log_spaced_temperatures(n: int, cut: float, count: int) -> list[float]:
+    """``count`` temperatures log-spaced over ``[T_min, T_max]`` (both included)."""
+    if count < 1:
+        raise ValueError(f"the number of temperatures must be >= 1, got {count}")
+    T_min, T_max = temperature_range(n, cut)
+    if count == 1:
+        return [T_min]
+    ratio = (T_max / T_min) ** (1 / (count - 1))
+    return [T_min * ratio**k for k in range(count - 1)] + [T_max]
 
 
 @functools.lru_cache(maxsize=16)

@@ -35,8 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from diffsens import models
-from diffsens._io import load_torch, save_torch, write_atomically
-from diffsens.cubes import write_netcdf
+from diffsens._io import load_torch, save_torch, write_atomically, write_netcdf
 from diffsens.data import PreparedData, add_noise, random_crop_flip
 
 __all__ = ["DEFAULTS", "TrainingInterrupted", "load_checkpoint", "resolve_config", "train"]
@@ -53,8 +52,8 @@ DEFAULTS: dict = {
     "loss": "cross_entropy",  # or "hinge" (one output, labels +1/-1)
     "augmentation": "none",  # or "crop_flip": random crop with padding 4 + horizontal flip
     "training_noise": 0.0,  # norm of the Gaussian noise added to every training image
-    "l2_penalty": 0.0,  # l2 * sum of squared weights, added to the loss
-    "stop_at_zero_loss": False,  # stop after the first epoch whose mean training loss is 0
+    "l2_penalty": 0.0,  # l2 * sum of squared weights, added to the optimised loss
+    "stop_at_zero_loss": False,  # stop after an epoch whose mean data loss (no penalty) is 0
     "seed": 0,
     "device": "auto",  # "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
     "mixed_precision": False,  # bfloat16 autocast on CUDA; ignored on CPU
@@ -369,7 +368,8 @@ def train(
                 x = add_noise(x, cfg["training_noise"], draws)
                 with autocast:
                     output = model(x)
-                loss, errors = _loss_and_errors(output, y, cfg["loss"])
+                data_loss, errors = _loss_and_errors(output, y, cfg["loss"])
+                loss = data_loss
                 if cfg["l2_penalty"]:
                     loss = loss + cfg["l2_penalty"] * sum(
                         p.square().sum() for p in model.parameters()
@@ -382,7 +382,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.detach() * len(index)
+                loss_sum += data_loss.detach() * len(index)
                 error_sum += errors
                 if stop.is_set():
                     position.update(batch=b + 1, loss=float(loss_sum), errors=int(error_sum))
@@ -429,7 +429,7 @@ def _history_dataset(history: dict, best: dict, meta: dict, out: Path) -> xr.Dat
     epochs = np.asarray(history["epoch"], dtype=np.int64)
     units = {"train_loss": "1", "train_error": "1", "test_error": "1", "lr": "1", "time": "s"}
     names = {
-        "train_loss": "mean training loss over the epoch",
+        "train_loss": "mean training data loss over the epoch (without the L2 penalty)",
         "train_error": "training error over the epoch (augmented, noisy batches)",
         "test_error": "test error after the epoch",
         "lr": "learning rate during the epoch",

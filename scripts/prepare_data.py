@@ -1,0 +1,12 @@
+"""Prepare one dataset and cache it to a file (rule prepare_data)."""
+
+from diffsens.runtime import start_job
+
+start_job(snakemake.log[0])
+
+from diffsens.data import prepare
+
+settings = dict(snakemake.params.settings)
+data = prepare(settings.pop("source"), **settings)
+data.save(snakemake.output.data)
+print(f"{data.name}: {len(data.train_images)} train, {len(data.test_images)} test, {data.settings}")

@@ -1,0 +1,15 @@
+rule collect:
+    input:
+        runs=collect_inputs,
+    output:
+        cube=CUBE,
+    log:
+        f"{RESULTS}/logs/collect/{{experiment}}/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collect/{{experiment}}/{{variant}}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=collect_settings,
+    script:
+        "../../scripts/collect.py"

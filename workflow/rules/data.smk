@@ -1,0 +1,13 @@
+rule prepare_data:
+    output:
+        data=f"{RESULTS}/data/{{dataset}}.pt",
+    log:
+        f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=lambda wildcards: dataset_settings(wildcards.dataset),
+    script:
+        "../../scripts/prepare_data.py"

@@ -1,0 +1,19 @@
+rule measure:
+    input:
+        checkpoints=CHECKPOINTS,
+        data=dataset_file,
+    output:
+        sensitivity=SENSITIVITY,
+    log:
+        f"{RESULTS}/logs/measure/{{experiment}}/{{variant}}/seed~{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/measure/{{experiment}}/{{variant}}/seed~{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        gpu=LOCAL_GPU,
+    params:
+        settings=measure_settings,
+    script:
+        "../../scripts/measure.py"

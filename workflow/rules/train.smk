@@ -1,0 +1,19 @@
+rule train:
+    input:
+        data=dataset_file,
+    output:
+        checkpoints=directory(CHECKPOINTS),
+        history=HISTORY,
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/{{variant}}/seed~{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/{{variant}}/seed~{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        gpu=LOCAL_GPU,
+    params:
+        settings=train_settings,
+    script:
+        "../../scripts/train.py"
