@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HDF5_USE_FILE_LOCKING := FALSE
+# Jobs (and SLURM jobs, submitted with --export=ALL) find the venv's python and tools first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup run test lint format bench clean
 
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m diffsens.demo --out results/demo/sensitivity.nc
+	$(BIN)/snakemake --cores all
 
 test: lint
 	$(BIN)/python -m pytest
@@ -24,14 +26,17 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check workflow
+	$(BIN)/snakemake --lint
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(BIN)/snakefmt workflow
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_train.py
 
 clean:
-	rm -rf results .pytest_cache
+	rm -rf results .snakemake .pytest_cache
