@@ -8,7 +8,7 @@ export HDF5_USE_FILE_LOCKING := FALSE
 # Jobs (and SLURM jobs, submitted with --export=ALL) find the venv's python and tools first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run report test lint format bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores all
+
+report: run
+	$(BIN)/snakemake --report results/report.html
 
 test: lint
 	$(BIN)/python -m pytest

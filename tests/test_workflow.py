@@ -26,7 +26,14 @@ TINY = {
         }
     },
     "figures": {"formats": ["png"], "dpi": 60},
+    "analysis": {"bootstrap": 50},
+    "theory": {"networks": [{"dim": 1, "filter_size": 2, "stride": 2, "depth": 3}], "sites": 16, "repeats": 2},
 }
+EXPERIMENT_PLOTS = {
+    job(rule, experiment="tiny")
+    for rule in ("plot_layerwise", "plot_error_vs_sensitivity", "plot_depth_laws")
+}
+FITS = {job("fit_depth_laws", experiment="tiny")}
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 
@@ -88,8 +95,9 @@ def test_training_edit_reruns_that_variant_only(tiny_run):
         job("train", experiment="tiny", variant="a", seed=0),
         job("measure", experiment="tiny", variant="a", seed=0),
         job("collect", experiment="tiny", variant="a"),
-        job("plot_layerwise", experiment="tiny"),
-    }
+        job("spectra", experiment="tiny", variant="a"),
+        job("plot_spectra", experiment="tiny"),
+    } | FITS | EXPERIMENT_PLOTS
 
 
 def test_temperature_edit_remeasures_without_retraining(tiny_run):
@@ -99,13 +107,16 @@ def test_temperature_edit_remeasures_without_retraining(tiny_run):
         job("measure", experiment="tiny", variant="b", seed=0),
         job("collect", experiment="tiny", variant="a"),
         job("collect", experiment="tiny", variant="b"),
-        job("plot_layerwise", experiment="tiny"),
-    }
+    } | FITS | EXPERIMENT_PLOTS
 
 
 def test_figure_edit_only_redraws(tiny_run):
     config = edited(lambda c: c["figures"].update(dpi=70))
-    assert planned_jobs(tiny_run, config) == {job("plot_layerwise", experiment="tiny")}
+    assert planned_jobs(tiny_run, config) == EXPERIMENT_PLOTS | {
+        job("plot_spectra", experiment="tiny"),
+        job("plot_theory"),
+        job("plot_examples"),
+    }
 
 
 def test_new_seed_trains_only_that_seed(tiny_run):
@@ -117,8 +128,39 @@ def test_new_seed_trains_only_that_seed(tiny_run):
         job("measure", experiment="tiny", variant="b", seed=1),
         job("collect", experiment="tiny", variant="a"),
         job("collect", experiment="tiny", variant="b"),
-        job("plot_layerwise", experiment="tiny"),
-    }
+        job("spectra", experiment="tiny", variant="a"),
+        job("spectra", experiment="tiny", variant="b"),
+        job("plot_spectra", experiment="tiny"),
+    } | FITS | EXPERIMENT_PLOTS
+
+
+def test_analysis_edit_refits_and_redraws_only(tiny_run):
+    config = edited(lambda c: c["analysis"].update(bootstrap=60))
+    assert planned_jobs(tiny_run, config) == FITS | EXPERIMENT_PLOTS - {job("plot_layerwise", experiment="tiny"), job("plot_error_vs_sensitivity", experiment="tiny")}
+
+
+def test_report_is_self_contained(tiny_run):
+    snakemake(tiny_run, TINY, "--report", "results/report.html")
+    html = (tiny_run / "results" / "report.html").read_text()
+    assert len(html) > 100_000 and "layerwise.png" in html and "fits" in html
+    assert "Layer-wise sensitivities" in html and "Depth laws" in html
+
+
+def test_science_outputs(tiny_run):
+    results = tiny_run / "results"
+    for name in ("layerwise", "error_vs_sensitivity", "spectra", "depth_laws"):
+        assert (results / "figures" / "tiny" / f"{name}.png").stat().st_size > 1000, name
+    for name in ("constant_filters", "examples"):
+        assert (results / "figures" / f"{name}.png").stat().st_size > 1000, name
+    with xr.open_dataset(results / "spectra" / "tiny" / "a.nc") as spectra:
+        assert spectra.fraction.dims == ("seed", "checkpoint", "layer", "mode")
+        np.testing.assert_allclose(spectra.fraction.sum("mode"), 1.0)
+    with xr.open_dataset(results / "fits" / "tiny.nc") as fits:
+        assert set(fits.law.values) == {"power", "exponential"}  # a: stride 1; b: max pooling
+        assert fits.exponent.dims == ("variant", "quantity", "checkpoint", "condition")
+    table = (results / "fits" / "tiny.csv").read_text().splitlines()
+    assert table[0].startswith("variant,quantity,checkpoint,condition,exponent")
+    assert "| network |" in (results / "theory" / "fits.md").read_text()
 
 
 def test_an_executed_edit_leaves_the_rest_alone(tiny_run, tmp_path):

@@ -2,8 +2,8 @@
 
 Conventions for every figure: log axes where a quantity spans decades, initialisation dashed and
 trained solid, seeds as a band (min to max) around their mean, one legend per figure, the
-Okabe-Ito colour-blind-safe palette. Figures are built without pyplot: no global state, no GUI
-backend, safe in workflow jobs and threads.
+Okabe-Ito colour-blind-safe palette (viridis for ordered values). Figures are built without
+pyplot: no global state, no GUI backend, safe in workflow jobs and threads.
 """
 
 from __future__ import annotations
@@ -12,11 +12,25 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib
+import matplotlib.ticker
+import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-__all__ = ["PALETTE", "layerwise", "save"]
+__all__ = [
+    "PALETTE",
+    "depth_laws",
+    "error_vs_sensitivity",
+    "examples",
+    "layerwise",
+    "load_cubes",
+    "save",
+    "spectra",
+    "theory",
+    "trained_checkpoint",
+]
 
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 """Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
@@ -32,45 +46,295 @@ def _band(ax, x, values: xr.DataArray, colour, linestyle, label=None) -> None:
     ax.plot(x, values, color=colour, linestyle=linestyle, marker="o", ms=3, label=label)
 
 
-def layerwise(
-    cubes: Mapping[str, xr.Dataset], quantity: str = "R", temperature: int = -1
-) -> Figure:
-    """``quantity`` (D, G or R) against depth k, one panel per variant (cube).
+def trained_checkpoint(cube: xr.Dataset) -> str:
+    """The checkpoint that stands for "trained": ``best`` if measured, else the last non-init."""
+    names = [str(c) for c in cube.checkpoint.values]
+    trained = [c for c in names if c != "init"]
+    return "best" if "best" in names else (trained[-1] if trained else names[-1])
 
-    Colours tell the conditions (original, channel-shuffled) apart, line styles the checkpoints.
-    ``temperature`` indexes the cubes' temperature axis.
+
+def layerwise(
+    cubes: Mapping[str, xr.Dataset],
+    quantities: Sequence[str] = ("D", "G", "R"),
+    temperature: int = -1,
+) -> Figure:
+    """D_k, G_k, R_k (rows) against depth k, one column per variant (cube).
+
+    Colours tell the conditions (original, channel-shuffled) apart, line styles the checkpoints
+    (init dashed). ``temperature`` indexes the cubes' temperature axis.
     """
     if not cubes:
         raise ValueError("layerwise needs at least one cube")
-    fig = Figure(figsize=(3.2 * len(cubes) + 0.8, 3.2))
-    axes = fig.subplots(1, len(cubes), sharey=True, squeeze=False)
+    ncols = len(cubes)
+    fig = Figure(figsize=(2.9 * ncols + 1.2, 2.4 * len(quantities) + 0.4))
+    axes = fig.subplots(len(quantities), ncols, sharex="col", sharey="row", squeeze=False)
     conditions: list[str] = []
     checkpoints: list[str] = []
-    for ax, (variant, cube) in zip(axes[0], cubes.items(), strict=True):
-        data = cube[quantity].isel(temperature=temperature)
+    for col, (variant, cube) in enumerate(cubes.items()):
         depth = cube.depth.values
-        for i, condition in enumerate(cube.condition.values):
-            conditions += [] if condition in conditions else [condition]
-            for checkpoint in cube.checkpoint.values:
-                checkpoints += [] if checkpoint in checkpoints else [checkpoint]
-                values = data.sel(condition=condition, checkpoint=checkpoint)
-                _band(ax, depth, values, PALETTE[i], _STYLE.get(str(checkpoint), ":"))
+        for row, quantity in enumerate(quantities):
+            ax = axes[row, col]
+            data = cube[quantity].isel(temperature=temperature)
+            for i, condition in enumerate(map(str, cube.condition.values)):
+                conditions += [] if condition in conditions else [condition]
+                for checkpoint in map(str, cube.checkpoint.values):
+                    checkpoints += [] if checkpoint in checkpoints else [checkpoint]
+                    values = data.sel(condition=condition, checkpoint=checkpoint)
+                    _band(ax, depth, values, PALETTE[i], _STYLE.get(checkpoint, ":"))
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3, which="both")
+            if col == 0:
+                ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         delta = float(cube.delta.isel(temperature=temperature))
-        ax.set_title(
-            f"{variant}" + ("" if delta != delta else f"  (δ = {delta:.2f} px)"), fontsize=9
-        )
-        ax.set_yscale("log")
-        ax.set_xlabel("depth $k$ (probe point)")
-        ax.grid(alpha=0.3, which="both")
-    axes[0, 0].set_ylabel(_SYMBOLS.get(quantity, quantity))
-    handles = [Line2D([], [], color=PALETTE[i], label=str(c)) for i, c in enumerate(conditions)]
-    handles += [
-        Line2D([], [], color="grey", linestyle=_STYLE.get(str(c), ":"), label=str(c))
-        for c in checkpoints
-    ]
-    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 0.8 / fig.get_figwidth(), 1))
+        title = variant if np.isnan(delta) else f"{variant}  (δ = {delta:.2f} px)"
+        axes[0, col].set_title(title, fontsize=9)
+        axes[-1, col].set_xlabel("depth $k$ (probe point)")
+    handles = [Line2D([], [], color=PALETTE[i], label=c) for i, c in enumerate(conditions)]
+    handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
+    _legend(fig, handles)
     return fig
+
+
+def error_vs_sensitivity(
+    cubes: Mapping[str, xr.Dataset],
+    *,
+    temperature: int = -1,
+    colour_by: Mapping[str, float] | None = None,
+    colour_label: str = "",
+) -> Figure:
+    """Test error against D, G and R of the output of each trained net (SPEC figures 1 and 7).
+
+    One small marker per seed, one large per variant (mean over seeds). ``colour_by`` maps each
+    variant to a number (e.g. its training-noise level) shown on a colour scale; otherwise each
+    variant gets its own colour.
+    """
+    fig = Figure(figsize=(10, 3.4))
+    axes = fig.subplots(1, 3, sharey=True)
+    scale = None
+    if colour_by:
+        values = np.array([colour_by[v] for v in cubes], dtype=float)
+        positive = values[values > 0]
+        low = positive.min() / 10 if positive.size else 1e-3
+        scale = matplotlib.colors.LogNorm(vmin=low, vmax=max(values.max(), low * 10))
+        colours = {v: matplotlib.colormaps["viridis"](scale(max(colour_by[v], low))) for v in cubes}
+    else:
+        colours = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(cubes)}
+    for ax, quantity in zip(axes, ("D", "G", "R"), strict=True):
+        for variant, cube in cubes.items():
+            trained = trained_checkpoint(cube)
+            out = cube[quantity].isel(temperature=temperature, layer=-1)
+            out = out.sel(checkpoint=trained, condition="original")
+            error = cube.test_error.sel(checkpoint=trained)
+            ax.scatter(out, error, s=10, color=colours[variant], alpha=0.5, lw=0)
+            ax.scatter(
+                float(out.mean()),
+                float(error.mean()),
+                s=45,
+                color=colours[variant],
+                edgecolor="black",
+                lw=0.5,
+                label=variant,
+            )
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(f"${quantity}$ of the output")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("test error")
+    if scale is not None:
+        mappable = matplotlib.cm.ScalarMappable(norm=scale, cmap="viridis")
+        fig.colorbar(mappable, ax=axes, label=colour_label, fraction=0.04)
+    else:
+        _legend(fig, axes[0].get_legend_handles_labels()[0])
+    return fig
+
+
+def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
+    """Share of filter energy on each Laplacian eigenvalue, per layer (SPEC figure 4).
+
+    One panel per variant; one colour per eigenvalue (degenerate modes summed); initialisation
+    dashed, trained solid; mean over seeds.
+    """
+    fig = Figure(figsize=(3.2 * len(spectra_by_variant) + 1.6, 3.2))
+    axes = fig.subplots(1, len(spectra_by_variant), sharey=True, squeeze=False)[0]
+    cmap = matplotlib.colormaps["viridis"]
+    eigen = []
+    for ax, (variant, ds) in zip(axes, spectra_by_variant.items(), strict=True):
+        ax.set_title(variant, fontsize=9)
+        ax.set_xlabel("conv layer $k$")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ds.sizes.get("layer", 0) == 0:
+            ax.text(
+                0.5,
+                0.5,
+                "no convolution\nwith a spatial filter",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+            continue
+        by_value = ds.fraction.groupby(ds.eigenvalue.round(6)).sum("mode")
+        values = [float(v) for v in by_value.eigenvalue.values]
+        eigen = sorted(set(eigen) | set(values))
+        for checkpoint in map(str, ds.checkpoint.values):
+            for value in values:
+                share = by_value.sel(eigenvalue=value, checkpoint=checkpoint)
+                colour = cmap(values.index(value) / max(1, len(values) - 1))
+                _band(ax, ds.depth.values, share, colour, _STYLE.get(checkpoint, "-"))
+    axes[0].set_ylabel("share of filter energy")
+    handles = [
+        Line2D([], [], color=cmap(i / max(1, len(eigen) - 1)), label=f"λ = {v:g}")
+        for i, v in enumerate(eigen)
+    ]
+    handles += [Line2D([], [], color="grey", ls=_STYLE[c], label=c) for c in ("init", "best")]
+    _legend(fig, handles)
+    return fig
+
+
+def depth_laws(
+    cubes: Mapping[str, xr.Dataset], fits: xr.Dataset, *, temperature: int = -1
+) -> Figure:
+    """D_k, G_k, R_k of the ReLU layers against k with fitted and predicted laws (SPEC fig. 6).
+
+    ``fits`` is :func:`diffsens.fits.fit_experiment` of the same cubes.
+
+    Markers: measured (mean over seeds, band over seeds), init in grey, trained in colour;
+    solid line: the fitted law of the trained net; dotted black: the prediction, anchored at the
+    first layer.
+    """
+    from diffsens.fits import depth_series
+
+    fig = Figure(figsize=(3.0 * len(cubes) + 1.4, 7.0))
+    axes = fig.subplots(3, len(cubes), sharex="col", squeeze=False)
+    for col, (variant, cube) in enumerate(cubes.items()):
+        series = depth_series(cube.isel(temperature=temperature)).sel(condition="original")
+        k = series.depth.values
+        trained = trained_checkpoint(cube)
+        for row, quantity in enumerate(("D", "G", "R")):
+            ax = axes[row, col]
+            _band(ax, k, series[quantity].sel(checkpoint="init"), "grey", "--")
+            measured = series[quantity].sel(checkpoint=trained)
+            _band(ax, k, measured, PALETTE[row], "none")
+            fit = fits.sel(
+                variant=variant, quantity=quantity, checkpoint=trained, condition="original"
+            )
+            law = str(fits.law.sel(variant=variant).values)
+            if law in ("power", "exponential") and np.isfinite(float(fit.exponent)):
+                curve = (
+                    k.astype(float) ** float(fit.exponent)
+                    if law == "power"
+                    else np.exp(float(fit.exponent) * k)
+                )
+                ax.plot(k, float(fit.prefactor) * curve, color=PALETTE[row], lw=1.5)
+                exponent = float(fits.predicted.sel(variant=variant, quantity=quantity))
+                if np.isfinite(exponent):
+                    shape = k.astype(float) ** exponent if law == "power" else np.exp(exponent * k)
+                    first = (
+                        float(measured.mean("seed")[0])
+                        if "seed" in measured.dims
+                        else float(measured[0])
+                    )
+                    ax.plot(k, first * shape / shape[0], color="black", ls=":", lw=1.2)
+            ax.set_yscale("log")
+            if law == "power":
+                ax.set_xscale("log")
+            ax.grid(alpha=0.3, which="both")
+            if col == 0:
+                ax.set_ylabel(_SYMBOLS[quantity])
+        axes[0, col].set_title(f"{variant} ({fits.law.sel(variant=variant).values})", fontsize=9)
+        axes[-1, col].set_xlabel("layer $k$")
+    _legend(
+        fig,
+        [
+            Line2D([], [], color="grey", ls="--", marker="o", ms=3, label="init"),
+            Line2D([], [], color=PALETTE[0], ls="none", marker="o", ms=3, label="trained"),
+            Line2D([], [], color=PALETTE[0], label="fitted law"),
+            Line2D([], [], color="black", ls=":", label="prediction"),
+        ],
+    )
+    return fig
+
+
+def theory(networks: xr.Dataset) -> Figure:
+    """D_k, G_k, R_k of constant-filter nets with their predicted laws (SPEC section 8).
+
+    ``networks``: :func:`diffsens.theory.theory_networks` output, over ``(network, depth)``.
+    """
+    names = [str(n) for n in networks.network.values]
+    fig = Figure(figsize=(3.0 * len(names) + 1.4, 7.0))
+    axes = fig.subplots(3, len(names), squeeze=False)
+    for col, name in enumerate(names):
+        ds = networks.sel(network=name).dropna("depth", subset=["D"])
+        k = ds.depth.values.astype(float)
+        law = str(ds.law.values)
+        for row, quantity in enumerate(("D", "G", "R")):
+            ax = axes[row, col]
+            y = ds[quantity].values
+            ax.plot(k, y, color=PALETTE[row], marker="o", ms=3, ls="none")
+            exponent = float(ds.predicted.sel(quantity=quantity))
+            if np.isfinite(exponent):
+                shape = k**exponent if law == "power" else np.exp(exponent * k)
+                anchor = len(k) // 2  # past the early-layer transient
+                ax.plot(k, y[anchor] * shape / shape[anchor], color="black", ls=":")
+            ax.set_yscale("log")
+            if law == "power":
+                ax.set_xscale("log")
+            ax.grid(alpha=0.3, which="both")
+            if col == 0:
+                ax.set_ylabel(_SYMBOLS[quantity])
+        title = f"{int(ds.dim)}-D, F = {int(ds.filter_size)}, s = {int(ds.stride)}"
+        axes[0, col].set_title(title, fontsize=9)
+        axes[-1, col].set_xlabel("layer $k$")
+    _legend(
+        fig,
+        [
+            Line2D([], [], color=PALETTE[0], ls="none", marker="o", ms=3, label="constant filters"),
+            Line2D([], [], color="black", ls=":", label="predicted law"),
+        ],
+    )
+    return fig
+
+
+def examples(
+    image: np.ndarray,
+    moved: np.ndarray,
+    propagations: Mapping[str, Sequence[np.ndarray]],
+) -> Figure:
+    """A scale-detection image and its one-pixel moves, and how a two-pixel input spreads through
+    constant-filter nets, layer by layer (SPEC figure 5)."""
+    fig = Figure(figsize=(3.0 * (2 + len(propagations)), 3.2))
+    axes = fig.subplots(1, 2 + len(propagations))
+    for ax, picture, title in ((axes[0], image, "input"), (axes[1], moved, "after pixel moves")):
+        ax.imshow(picture, cmap="Greys", interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, (name, layers) in zip(axes[2:], propagations.items(), strict=True):
+        width = max(len(a) for a in layers)
+        grid = np.full((len(layers), width), np.nan)
+        for i, a in enumerate(layers):
+            grid[i, : len(a)] = a / (a.max() or 1)
+        extent = (-0.5, width - 0.5, len(layers) + 0.5, 0.5)
+        ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("position")
+        ax.set_ylabel("layer $k$")
+    return fig
+
+
+def _legend(fig: Figure, handles) -> None:
+    """One legend per figure, outside the panels on the right."""
+    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
+
+
+def load_cubes(paths: Sequence[str | os.PathLike]) -> dict[str, xr.Dataset]:
+    """Cubes (or any NetCDF files) by file stem, loaded into memory and closed."""
+    loaded = {}
+    for path in paths:
+        with xr.open_dataset(path) as ds:
+            loaded[Path(path).stem] = ds.load()
+    return loaded
 
 
 def save(fig: Figure, paths: Sequence[str | os.PathLike], dpi: int = 150) -> None:

@@ -124,10 +124,22 @@ for _experiment, _exp in config["experiments"].items():
     for _variant in _exp["variants"]:
         resolve_variant(_experiment, _variant)
 
-FIGURES = {
-    key: spec["default"]
-    for key, spec in SCHEMA["properties"]["figures"]["properties"].items()
-} | config.get("figures", {})
+
+def top_level(section):
+    """A top-level section of the config with the schema's defaults filled in."""
+    properties = SCHEMA["properties"][section]["properties"]
+    return canonical(
+        {key: spec["default"] for key, spec in properties.items()}
+        | config.get(section, {})
+    )
+
+
+FIGURES = top_level("figures")
+ANALYSIS = top_level("analysis")
+THEORY = top_level("theory")
+SPECTRA = f"{RESULTS}/spectra/{{experiment}}/{{variant}}.nc"
+FITS = f"{RESULTS}/fits/{{experiment}}"
+EXPERIMENT_FIGURES = ("layerwise", "error_vs_sensitivity", "spectra", "depth_laws")
 
 
 def seeds(experiment):
@@ -181,15 +193,61 @@ def experiment_cubes(wildcards):
     )
 
 
-def figure_files(name):
-    return [
-        f"{RESULTS}/figures/{{experiment}}/{name}.{fmt}" for fmt in FIGURES["formats"]
-    ]
+def experiment_spectra(wildcards):
+    return expand(
+        SPECTRA, experiment=wildcards.experiment, variant=variants(wildcards.experiment)
+    )
+
+
+def spectra_inputs(wildcards):
+    return expand(
+        CHECKPOINTS,
+        experiment=wildcards.experiment,
+        variant=wildcards.variant,
+        seed=seeds(wildcards.experiment),
+    )
+
+
+def spectra_settings(wildcards):
+    settings = resolve_variant(wildcards.experiment, wildcards.variant)
+    return canonical(
+        {
+            "seeds": seeds(wildcards.experiment),
+            "checkpoints": settings["measure"]["checkpoints"],
+        }
+    )
+
+
+def fit_settings(wildcards):
+    law = config["experiments"][wildcards.experiment].get("law", "auto")
+    return canonical(
+        {**ANALYSIS, "law": law, "variants": variants(wildcards.experiment)}
+    )
+
+
+def figure_files(name, folder="{experiment}"):
+    """Figure paths in every configured format; folder "" for the experiment-free figures."""
+    prefix = f"{RESULTS}/figures/{folder}/" if folder else f"{RESULTS}/figures/"
+    return [f"{prefix}{name}.{fmt}" for fmt in FIGURES["formats"]]
+
+
+def figure_output(name, caption, category, folder="{experiment}"):
+    caption = f"../report/{caption}.rst"
+    paths = figure_files(name, folder)
+    return [report(p, caption=caption, category=category) for p in paths]
+
+
+def figure_settings(wildcards):
+    return canonical({**FIGURES, "temperature": ANALYSIS["temperature"]})
 
 
 def final_outputs():
     outputs = []
     for experiment in config["experiments"]:
         outputs += expand(CUBE, experiment=experiment, variant=variants(experiment))
-        outputs += [f.format(experiment=experiment) for f in figure_files("layerwise")]
+        outputs += [FITS.format(experiment=experiment) + ".csv"]
+        for name in EXPERIMENT_FIGURES:
+            outputs += [f.format(experiment=experiment) for f in figure_files(name)]
+    outputs += [f"{RESULTS}/theory/fits.csv"]
+    outputs += figure_files("constant_filters", "") + figure_files("examples", "")
     return outputs

@@ -3,14 +3,7 @@ rule plot_layerwise:
     input:
         cubes=experiment_cubes,
     output:
-        figures=[
-            report(
-                path,
-                caption="../report/layerwise.rst",
-                category="Layer-wise sensitivities",
-            )
-            for path in figure_files("layerwise")
-        ],
+        figures=figure_output("layerwise", "layerwise", "Layer-wise sensitivities"),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/layerwise.log",
     benchmark:
@@ -18,6 +11,94 @@ rule plot_layerwise:
     conda:
         "../../environment.yml"
     params:
-        settings=lambda wildcards: canonical(FIGURES),
+        settings=figure_settings,
     script:
         "../../scripts/plot_layerwise.py"
+
+
+rule plot_error_vs_sensitivity:
+    input:
+        cubes=experiment_cubes,
+    output:
+        figures=figure_output(
+            "error_vs_sensitivity",
+            "error_vs_sensitivity",
+            "Test error and sensitivity",
+        ),
+    log:
+        f"{RESULTS}/logs/plot/{{experiment}}/error_vs_sensitivity.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/{{experiment}}/error_vs_sensitivity.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=figure_settings,
+    script:
+        "../../scripts/plot_error_vs_sensitivity.py"
+
+
+rule plot_spectra:
+    input:
+        spectra=experiment_spectra,
+    output:
+        figures=figure_output("spectra", "spectra", "Spatial and channel pooling"),
+    log:
+        f"{RESULTS}/logs/plot/{{experiment}}/spectra.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/{{experiment}}/spectra.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=figure_settings,
+    script:
+        "../../scripts/plot_spectra.py"
+
+
+rule plot_depth_laws:
+    input:
+        cubes=experiment_cubes,
+        fits=f"{FITS}.nc",
+    output:
+        figures=figure_output("depth_laws", "depth_laws", "Depth laws"),
+    log:
+        f"{RESULTS}/logs/plot/{{experiment}}/depth_laws.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/{{experiment}}/depth_laws.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=figure_settings,
+    script:
+        "../../scripts/plot_depth_laws.py"
+
+
+rule plot_theory:
+    input:
+        theory=rules.theory.output.theory,
+    output:
+        figures=figure_output("constant_filters", "theory", "Depth laws", ""),
+    log:
+        f"{RESULTS}/logs/plot/constant_filters.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/constant_filters.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=figure_settings,
+    script:
+        "../../scripts/plot_theory.py"
+
+
+rule plot_examples:
+    output:
+        figures=figure_output("examples", "examples", "Depth laws", ""),
+    log:
+        f"{RESULTS}/logs/plot/examples.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/examples.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=figure_settings,
+    script:
+        "../../scripts/plot_examples.py"

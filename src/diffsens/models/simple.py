@@ -199,14 +199,20 @@ class ConstantFilters(Network):
         stride: int,
         padding: int,
         value: float,
+        periodic: bool,
     ):
         layers: dict[str, nn.Module] = {}
         n = input_size
         for k in range(1, depth + 1):
-            n = check_reaches(
-                "constant_filters", f"conv{k}", n, conv_size(n, filter_size, stride, padding)
-            )
-            conv = CONV[dim](1, 1, filter_size, stride=stride, padding=padding, bias=False)
+            if periodic:  # stride 1 on a ring: every layer keeps the size, no edge anywhere
+                conv = CONV[dim](
+                    1, 1, filter_size, padding="same", padding_mode="circular", bias=False
+                )
+            else:
+                n = check_reaches(
+                    "constant_filters", f"conv{k}", n, conv_size(n, filter_size, stride, padding)
+                )
+                conv = CONV[dim](1, 1, filter_size, stride=stride, padding=padding, bias=False)
             with torch.no_grad():
                 conv.weight.fill_(value)
             conv.weight.requires_grad_(False)
@@ -228,12 +234,20 @@ def constant_filters(
     depth: int = 4,
     padding: int = 0,
     value: float | None = None,
+    periodic: bool = False,
 ) -> ConstantFilters:
     """The theory network of SPEC 8: each layer sums F-windows with stride s, times ``value``.
 
     ``value`` defaults to ``1 / filter_size**dim`` (each layer averages its window). ``num_classes``
-    is ignored: there is no readout. Inputs have one channel.
+    is ignored: there is no readout. Inputs have one channel. ``periodic`` (stride 1 only) wraps
+    the input into a ring or torus with circular "same" padding, so no layer shrinks the input
+    and no activation meets an edge: the infinite-lattice setting of the theory.
     """
+    if periodic and (stride != 1 or padding != 0):
+        raise ValueError(
+            f"periodic constant filters need stride 1 and no explicit padding, got stride "
+            f"{stride!r} and padding {padding!r}"
+        )
     if in_channels != 1:
         raise ValueError(
             f"constant_filters works on one channel: in_channels must be 1, got {in_channels!r}"
@@ -252,4 +266,5 @@ def constant_filters(
         stride=check_int("stride", stride),
         padding=check_int("padding", padding, minimum=0),
         value=float(value),
+        periodic=bool(periodic),
     )

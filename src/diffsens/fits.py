@@ -1,0 +1,251 @@
+"""Depth laws fitted to layer-wise sensitivities, with bootstrap intervals over seeds.
+
+Two laws, by least squares on log values (SPEC section 8):
+
+* ``"power"``: y_k = A k^a, fitted as log y = a log k + log A (stride-1 nets);
+* ``"exponential"``: y_k = A exp(a k), fitted as log y = a k + log A (strided nets; exp(a) is
+  the factor per layer, e.g. 1/2 for D_k ~ 2^-k).
+
+The exponent ``a`` comes with a percentile bootstrap interval: seeds are resampled with
+replacement, averaged, and refitted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "LAWS",
+    "QUANTITIES",
+    "depth_series",
+    "fit_cube",
+    "fit_law",
+    "fit_layers",
+    "fit_table",
+    "model_law",
+    "predicted_laws",
+]
+
+LAWS = ("power", "exponential")
+QUANTITIES = ("D", "G", "R")
+
+
+def predicted_laws(dim: int, filter_size: int, stride: int) -> tuple[str, dict[str, float]]:
+    """``(law, exponents)`` for a constant-filter net.
+
+    ``law`` is ``"power"`` (quantity ~ k^exponent) for stride 1, ``"exponential"`` (quantity ~
+    exp(exponent k)) for stride = filter size, ``"none"`` otherwise (no prediction; exponents NaN).
+    """
+    if stride == 1:
+        return "power", {"D": -1.0, "G": dim / 2, "R": -1.0 - dim / 2}
+    if stride == filter_size:
+        rate = math.log(stride)
+        return "exponential", {"D": -rate, "G": dim * rate, "R": -(1 + dim) * rate}
+    return "none", dict.fromkeys(QUANTITIES, math.nan)
+
+
+def fit_law(k: np.ndarray, y: np.ndarray, law: str) -> tuple[float, float]:
+    """``(exponent, prefactor)`` of ``law`` through the points ``(k, y)`` with ``y > 0``."""
+    if law not in LAWS:
+        raise ValueError(f"law must be one of {list(LAWS)}, got {law!r}")
+    k, y = np.asarray(k, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(y) & (y > 0)
+    if keep.sum() < 2:
+        return np.nan, np.nan
+    x = np.log(k[keep]) if law == "power" else k[keep]
+    slope, intercept = np.polyfit(x, np.log(y[keep]), 1)
+    return float(slope), float(np.exp(intercept))
+
+
+def _slopes(k: np.ndarray, rows: np.ndarray, law: str) -> np.ndarray:
+    """Exponents of ``law`` through every row of ``rows (n, layers)`` at once."""
+    if not (np.isfinite(rows).all() and (rows > 0).all()):
+        return np.array([fit_law(k, row, law)[0] for row in rows])
+    x = np.log(k) if law == "power" else np.asarray(k, dtype=float)
+    x = x - x.mean()
+    logs = np.log(rows)
+    return (logs - logs.mean(axis=1, keepdims=True)) @ x / (x @ x)
+
+
+def fit_layers(
+    values: xr.DataArray,
+    law: str,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Fit ``law`` to ``values`` over its ``layer`` dim (depth from the ``depth`` coordinate).
+
+    ``values`` may carry a ``seed`` dim: the fit is to the mean over seeds, and the interval
+    comes from ``n_boot`` bootstrap resamples of the seeds (NaN with a single seed). Any other
+    dims are fitted independently. Returns ``exponent``, ``prefactor``, ``low``, ``high``.
+    """
+    depth = values["depth"].values
+
+    def fit(block: np.ndarray) -> np.ndarray:
+        """``block``: (seeds, layers) -> exponent, prefactor, low, high."""
+        exponent, prefactor = fit_law(depth, block.mean(axis=0), law)
+        if block.shape[0] < 2:
+            return np.array([exponent, prefactor, np.nan, np.nan])
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, block.shape[0], size=(n_boot, block.shape[0]))
+        boot = _slopes(depth, block[draws].mean(axis=1), law)
+        tail = 100 * (1 - confidence) / 2
+        low, high = np.nanpercentile(boot, [tail, 100 - tail])
+        return np.array([exponent, prefactor, low, high])
+
+    if "seed" not in values.dims:
+        values = values.expand_dims("seed")
+    result = xr.apply_ufunc(
+        fit,
+        values,
+        input_core_dims=[["seed", "layer"]],
+        output_core_dims=[["statistic"]],
+        vectorize=True,
+        output_sizes={"statistic": 4},
+    )
+    ds = result.to_dataset("statistic").rename({0: "exponent", 1: "prefactor", 2: "low", 3: "high"})
+    ds.attrs.update(law=law, confidence=confidence, n_boot=n_boot, n_seeds=values.sizes["seed"])
+    ds.exponent.attrs = {
+        "long_name": "fitted exponent a ("
+        + ("y ~ k^a" if law == "power" else "y ~ exp(a k)")
+        + ")",
+        "units": "1",
+    }
+    return ds
+
+
+def fit_table(fits: xr.Dataset, predicted: xr.DataArray | None = None) -> pd.DataFrame:
+    """A flat table (one row per fitted curve) with the prediction beside each exponent."""
+    table = fits.to_dataframe().reset_index()
+    if predicted is not None:
+        table = table.merge(predicted.rename("predicted").to_dataframe().reset_index(), how="left")
+    if "predicted" in table:
+        table["deviation"] = table["exponent"] - table["predicted"]
+    return table
+
+
+def depth_series(ds: xr.Dataset) -> xr.Dataset:
+    """The layers a depth law is fitted on: the ReLU outputs, renumbered k = 1..L.
+
+    Probe points also include pools and the readout, which are not layers of the law; nets with
+    no ReLU probe points keep every point but the output.
+    """
+    names = [str(n) for n in ds.layer.values]
+    keep = [n for n in names if n.startswith("relu")] or [n for n in names if n != "output"]
+    return ds.sel(layer=keep).assign_coords(depth=("layer", np.arange(1, len(keep) + 1)))
+
+
+def model_law(spec: dict) -> tuple[str, dict[str, float]]:
+    """The depth law expected of a ``simple_cnn`` or ``constant_filters`` spec, and its exponents.
+
+    Stride 1 without pooling: a power law (constant-filter exponents); stride equal to the filter
+    size without pooling: an exponential (constant-filter rates); any other downsampling per layer
+    (pooling, other strides): an exponential with no prediction; other architectures: ``"none"``.
+    """
+    if spec.get("name") not in ("simple_cnn", "constant_filters"):
+        return "none", dict.fromkeys(QUANTITIES, np.nan)
+    dim = spec.get("dim", 2 if spec["name"] == "simple_cnn" else 1)
+    filter_size = spec.get("filter_size", 3 if spec["name"] == "simple_cnn" else 2)
+    strides = spec.get("stride", 1)
+    strides = set(strides) if isinstance(strides, list) else {strides}
+    pooled = spec.get("pooling", "none") != "none"
+    if len(strides) == 1 and not pooled:
+        law, exponents = predicted_laws(dim, filter_size, strides.pop())
+        if law != "none":
+            return law, exponents
+    return "exponential", dict.fromkeys(QUANTITIES, np.nan)
+
+
+def fit_cube(
+    cube: xr.Dataset,
+    law: str,
+    *,
+    temperature: int = -1,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Fit ``law`` to D_k, G_k, R_k of every checkpoint and condition of a cube.
+
+    Returns ``exponent``, ``prefactor``, ``low``, ``high`` over ``(quantity, checkpoint,
+    condition)``, the interval bootstrapped over the cube's seeds.
+    """
+    series = depth_series(cube.isel(temperature=temperature))
+    fits = [
+        fit_layers(series[q], law, n_boot=n_boot, confidence=confidence, seed=seed)
+        for q in QUANTITIES
+    ]
+    ds = xr.concat(fits, pd.Index(list(QUANTITIES), name="quantity"), combine_attrs="override")
+    return ds.drop_vars([c for c in ds.coords if c not in ds.dims], errors="ignore")
+
+
+def fit_experiment(
+    cubes: dict[str, xr.Dataset],
+    law: str = "auto",
+    *,
+    temperature: int = -1,
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Depth-law fits of every variant of an experiment, beside the predicted exponents.
+
+    ``law="auto"`` takes each variant's law from its model (:func:`model_law`, read from the
+    cube's ``settings``); the predictions are the constant-filter ones where they apply.
+    Returns ``exponent``, ``prefactor``, ``low``, ``high`` over ``(variant, quantity,
+    checkpoint, condition)``, ``predicted`` over ``(variant, quantity)`` and ``law`` by variant.
+    """
+    import json
+
+    fits, predicted, laws = [], [], []
+    for cube in cubes.values():
+        variant_law, exponents = model_law(
+            json.loads(cube.attrs.get("settings", "{}")).get("model", {})
+        )
+        if law != "auto":
+            variant_law = law
+        if variant_law not in LAWS:
+            variant_law = "none"
+        laws.append(variant_law)
+        predicted.append([exponents[q] for q in QUANTITIES])
+        if variant_law == "none":
+            fit = fit_cube(cube, "power", temperature=temperature, n_boot=bootstrap).map(
+                lambda v: v * np.nan
+            )
+        else:
+            fit = fit_cube(
+                cube,
+                variant_law,
+                temperature=temperature,
+                n_boot=bootstrap,
+                confidence=confidence,
+                seed=seed,
+            )
+        fits.append(fit)
+    ds = xr.concat(fits, pd.Index(list(cubes), name="variant"), join="outer", combine_attrs="drop")
+    ds["predicted"] = (("variant", "quantity"), np.asarray(predicted, dtype=float))
+    ds["law"] = ("variant", np.asarray(laws, dtype=str))
+    ds.attrs.update(temperature=temperature, bootstrap=bootstrap, confidence=confidence)
+    return ds
+
+
+def markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """A pipe table of ``table``, numbers rounded (no extra dependency)."""
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.{digits}g}"
+        return str(value)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |"]
+    lines.append("|" + "---|" * len(table.columns))
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,113 @@
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from diffsens.fits import depth_series, fit_cube, fit_law, fit_layers, markdown, model_law
+
+LAYERS = np.arange(1.0, 9.0)
+
+
+def seeds_of(law, exponent, noise, n_seeds, rng, k=LAYERS):
+    clean = 2.0 * (k**exponent if law == "power" else np.exp(exponent * k))
+    values = clean * np.exp(rng.normal(0, noise, (n_seeds, len(k))))
+    return xr.DataArray(values, dims=("seed", "layer"), coords={"depth": ("layer", k)})
+
+
+@pytest.mark.parametrize(("law", "exponent"), [("power", -1.5), ("exponential", math.log(0.5))])
+def test_recovers_known_exponents_exactly_without_noise(law, exponent):
+    k = np.arange(1, 7)
+    y = 3.0 * (k**exponent if law == "power" else np.exp(exponent * k))
+    fitted, prefactor = fit_law(k, y, law)
+    assert fitted == pytest.approx(exponent, abs=1e-12) and prefactor == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(("law", "exponent"), [("power", 0.5), ("exponential", -0.7)])
+def test_intervals_cover_the_truth_at_their_level(law, exponent):
+    rng = np.random.default_rng(1)
+    hits = []
+    for trial in range(150):
+        fit = fit_layers(seeds_of(law, exponent, 0.2, 10, rng), law, n_boot=400, seed=trial)
+        hits.append(float(fit.low) <= exponent <= float(fit.high))
+        assert float(fit.low) <= float(fit.exponent) <= float(fit.high)
+    assert 0.85 <= np.mean(hits) <= 1.0  # nominal 95 %; the percentile bootstrap runs a bit short
+
+
+def test_interval_narrows_with_more_seeds():
+    rng = np.random.default_rng(0)
+    few = fit_layers(seeds_of("power", -1, 0.3, 4, rng), "power")
+    many = fit_layers(seeds_of("power", -1, 0.3, 40, rng), "power")
+    assert float(many.high - many.low) < float(few.high - few.low)
+
+
+def test_single_seed_has_no_interval_and_bad_points_are_skipped():
+    k = np.arange(1, 6)
+    y = xr.DataArray(
+        [[1.0, 0.5, 0.0, 0.25, np.nan]], dims=("seed", "layer"), coords={"depth": ("layer", k)}
+    )
+    fit = fit_layers(y, "exponential")
+    assert np.isnan(float(fit.low)) and np.isnan(float(fit.high))
+    assert float(fit.exponent) == pytest.approx(
+        fit_law(k[[0, 1, 3]], [1.0, 0.5, 0.25], "exponential")[0]
+    )
+    with pytest.raises(ValueError, match="law must be one of"):
+        fit_law(k, k, "linear")
+
+
+def test_depth_series_keeps_relus_and_renumbers():
+    ds = xr.Dataset(
+        {"D": ("layer", [1.0, 2, 3, 4, 5])},
+        coords={
+            "layer": ["relu1", "pool1", "relu2", "pool2", "output"],
+            "depth": ("layer", [1, 2, 3, 4, 5]),
+        },
+    )
+    series = depth_series(ds)
+    assert list(series.layer.values) == ["relu1", "relu2"] and list(series.depth.values) == [1, 2]
+
+
+def test_model_law():
+    assert (
+        model_law({"name": "simple_cnn", "dim": 1, "filter_size": 2, "stride": 2})[0]
+        == "exponential"
+    )
+    law, exponents = model_law({"name": "simple_cnn", "filter_size": 3})
+    assert law == "power" and exponents == {"D": -1.0, "G": 1.0, "R": -2.0}
+    law, exponents = model_law({"name": "simple_cnn", "pooling": "max"})
+    assert law == "exponential" and np.isnan(exponents["D"])
+    assert model_law({"name": "vgg11"})[0] == "none"
+
+
+def test_fit_cube_fits_every_checkpoint_and_condition():
+    rng = np.random.default_rng(0)
+    k = np.arange(1, 6)
+    shape = (3, 2, 2, 5, 1)  # seed, checkpoint, condition, layer, temperature
+    D = np.exp(-0.7 * k)[None, None, None, :, None] * np.exp(rng.normal(0, 0.05, shape))
+    G = np.exp(0.3 * k)[None, None, None, :, None] * np.ones(shape)
+    cube = xr.Dataset(
+        {
+            "D": (("seed", "checkpoint", "condition", "layer", "temperature"), D),
+            "G": (("seed", "checkpoint", "condition", "layer", "temperature"), G),
+        },
+        coords={
+            "layer": [f"relu{i}" for i in k],
+            "depth": ("layer", k),
+            "checkpoint": ["init", "best"],
+            "condition": ["original", "shuffled"],
+            "seed": [0, 1, 2],
+            "temperature": [0.01],
+        },
+    )
+    cube["R"] = cube.D / cube.G
+    fits = fit_cube(cube, "exponential", n_boot=200)
+    assert fits.exponent.dims == ("quantity", "checkpoint", "condition")
+    np.testing.assert_allclose(fits.exponent.sel(quantity="D"), -0.7, atol=0.05)
+    np.testing.assert_allclose(fits.exponent.sel(quantity="R"), -1.0, atol=0.05)
+
+
+def test_markdown_table():
+    import pandas as pd
+
+    text = markdown(pd.DataFrame({"a": ["x"], "b": [1.23456], "c": [float("nan")]}))
+    assert text.splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 1.23 |  |"]

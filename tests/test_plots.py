@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from diffsens import plots
+from diffsens.fits import fit_experiment
+from diffsens.theory import theory_networks
+
+
+def small_cube(seed=0, noise=0.0, model=None):
+    rng = np.random.default_rng(seed)
+    k = np.arange(1, 5)
+    dims = ("seed", "checkpoint", "condition", "layer", "temperature")
+    D = np.exp(-0.5 * k)[None, None, None, :, None] * np.exp(rng.normal(0, 0.1, (2, 2, 2, 4, 2)))
+    G = np.exp(0.2 * k)[None, None, None, :, None] * np.exp(rng.normal(0, 0.1, (2, 2, 2, 4, 2)))
+    cube = xr.Dataset(
+        {
+            "D": (dims, D),
+            "G": (dims, G),
+            "test_error": (("seed", "checkpoint"), rng.uniform(0.1, 0.9, (2, 2))),
+        },
+        coords={
+            "seed": [0, 1],
+            "checkpoint": ["init", "best"],
+            "condition": ["original", "shuffled"],
+            "layer": ["relu1", "relu2", "relu3", "output"],
+            "depth": ("layer", k),
+            "temperature": [1e-3, 1e-2],
+            "delta": ("temperature", [0.5, 1.5]),
+        },
+    )
+    cube["R"] = cube.D / cube.G
+    spec = model or {"name": "simple_cnn", "dim": 1, "filter_size": 2, "stride": 2}
+    cube.attrs["settings"] = json.dumps({"model": spec, "training": {"training_noise": noise}})
+    return cube
+
+
+def labelled(fig):
+    """Every panel that shows data has both axis labels, or shares them with its row/column."""
+    axes = [ax for ax in fig.axes if ax.has_data()]
+    assert axes, "the figure draws nothing"
+    assert any(ax.get_xlabel() for ax in axes) and any(ax.get_ylabel() for ax in axes)
+    assert len(fig.legends) + sum(bool(ax.get_legend()) for ax in fig.axes) <= 1
+    return axes
+
+
+def test_layerwise():
+    fig = plots.layerwise({"a": small_cube(0), "b": small_cube(1)})
+    axes = labelled(fig)
+    assert len(axes) == 6 and axes[0].get_yscale() == "log"
+    assert {ax.get_ylabel() for ax in axes} >= {"$D_k$", "$G_k$", "$R_k = D_k / G_k$"}
+    assert len(fig.legends) == 1
+
+
+def test_error_vs_sensitivity_colours_by_noise_when_given():
+    cubes = {"n0": small_cube(0, 0.0), "n1": small_cube(1, 1.0), "n10": small_cube(2, 10.0)}
+    fig = plots.error_vs_sensitivity(
+        cubes, colour_by={"n0": 0.0, "n1": 1.0, "n10": 10.0}, colour_label="noise"
+    )
+    axes = labelled(fig)
+    assert [ax.get_xscale() for ax in axes[:3]] == ["log"] * 3  # the fourth is the colour bar
+    assert axes[0].get_ylabel() == "test error"
+    assert any(ax.get_ylabel() == "noise" for ax in fig.axes)  # the colour bar
+
+
+def test_spectra_and_empty_spectra():
+    spectrum = xr.Dataset(
+        {"fraction": (("seed", "checkpoint", "layer", "mode"), np.full((1, 2, 3, 9), 1 / 9))},
+        coords={
+            "seed": [0],
+            "checkpoint": ["init", "best"],
+            "layer": ["c1", "c2", "c3"],
+            "depth": ("layer", [1, 2, 3]),
+            "mode": np.arange(9),
+            "eigenvalue": ("mode", [0, 1, 1, 2, 3, 3, 4, 4, 6]),
+        },
+    )
+    empty = spectrum.isel(layer=slice(0, 0))
+    fig = plots.spectra({"conv": spectrum, "fc": empty})
+    labelled(fig)
+    assert "no convolution" in fig.axes[1].texts[0].get_text()
+
+
+def test_depth_laws_and_theory():
+    cubes = {"a": small_cube(0), "b": small_cube(1, model={"name": "vgg11"})}
+    fits = fit_experiment(cubes, bootstrap=50)
+    assert list(fits.law.values) == ["exponential", "none"]
+    fig = plots.depth_laws(cubes, fits)
+    labelled(fig)
+    networks, _ = theory_networks(
+        [{"dim": 1, "filter_size": 2, "stride": 1, "depth": 4}], sites=16, repeats=2
+    )
+    labelled(plots.theory(networks))
+
+
+def test_examples(tmp_path):
+    image = np.zeros((8, 8))
+    image[2, 3] = image[5, 6] = 1
+    fig = plots.examples(
+        image, np.roll(image, 1, axis=1), {"F = 2, s = 2": [np.ones(8), np.ones(4), np.ones(2)]}
+    )
+    labelled(fig)
+    plots.save(fig, [tmp_path / "x.png", tmp_path / "x.pdf"], dpi=50)
+    assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG" and (
+        tmp_path / "x.pdf"
+    ).read_bytes()[:4] == b"%PDF"
+
+
+def test_fit_experiment_reports_predictions():
+    cubes = {"strided": small_cube(0)}
+    fits = fit_experiment(cubes, bootstrap=50)
+    assert fits.predicted.sel(variant="strided", quantity="D") == pytest.approx(-np.log(2))
+    assert fits.exponent.sel(
+        variant="strided", quantity="D", checkpoint="best", condition="original"
+    ) == pytest.approx(-0.5, abs=0.1)

@@ -1,0 +1,58 @@
+# Analyses of the cubes and checkpoints: Laplacian spectra, depth-law fits, the theory model.
+rule spectra:
+    input:
+        checkpoints=spectra_inputs,
+    output:
+        spectra=SPECTRA,
+    log:
+        f"{RESULTS}/logs/spectra/{{experiment}}/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/spectra/{{experiment}}/{{variant}}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=spectra_settings,
+    script:
+        "../../scripts/spectra.py"
+
+
+rule fit_depth_laws:
+    input:
+        cubes=experiment_cubes,
+    output:
+        fits=f"{FITS}.nc",
+        table=report(
+            f"{FITS}.csv", caption="../report/fits.rst", category="Depth-law fits"
+        ),
+        markdown=f"{FITS}.md",
+    log:
+        f"{RESULTS}/logs/fits/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fits/{{experiment}}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=fit_settings,
+    script:
+        "../../scripts/fit_depth_laws.py"
+
+
+rule theory:
+    output:
+        theory=f"{RESULTS}/theory/constant_filters.nc",
+        table=report(
+            f"{RESULTS}/theory/fits.csv",
+            caption="../report/theory_fits.rst",
+            category="Depth-law fits",
+        ),
+        markdown=f"{RESULTS}/theory/fits.md",
+    log:
+        f"{RESULTS}/logs/theory.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/theory.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=lambda wildcards: THEORY,
+    script:
+        "../../scripts/theory.py"
