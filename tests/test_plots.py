@@ -54,6 +54,18 @@ def test_layerwise():
     assert len(fig.legends) == 1
 
 
+def test_temperatures():
+    fig = plots.temperatures({"a": small_cube(0), "b": small_cube(1)})
+    axes = labelled(fig)
+    assert len(axes) == 2 and axes[0].get_ylabel() == "$R_k = D_k / G_k$"
+    assert {t.get_text() for t in fig.legends[0].get_texts()} >= {
+        "δ = 0.50 px",
+        "δ = 1.50 px",
+        "init",
+        "trained",
+    }
+
+
 def test_error_vs_sensitivity_colours_by_noise_when_given():
     cubes = {"n0": small_cube(0, 0.0), "n1": small_cube(1, 1.0), "n10": small_cube(2, 10.0)}
     fig = plots.error_vs_sensitivity(

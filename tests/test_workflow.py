@@ -27,11 +27,20 @@ TINY = {
     },
     "figures": {"formats": ["png"], "dpi": 60},
     "analysis": {"bootstrap": 50},
-    "theory": {"networks": [{"dim": 1, "filter_size": 2, "stride": 2, "depth": 3}], "sites": 16, "repeats": 2},
+    "theory": {
+        "networks": [{"dim": 1, "filter_size": 2, "stride": 2, "depth": 3}],
+        "sites": 16,
+        "repeats": 2,
+    },
 }
 EXPERIMENT_PLOTS = {
     job(rule, experiment="tiny")
-    for rule in ("plot_layerwise", "plot_error_vs_sensitivity", "plot_depth_laws")
+    for rule in (
+        "plot_layerwise",
+        "plot_temperatures",
+        "plot_error_vs_sensitivity",
+        "plot_depth_laws",
+    )
 }
 FITS = {job("fit_depth_laws", experiment="tiny")}
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -91,23 +100,33 @@ def test_training_edit_reruns_that_variant_only(tiny_run):
     config = edited(
         lambda c: c["experiments"]["tiny"]["variants"]["a"].update(training={"lr": 0.01})
     )
-    assert planned_jobs(tiny_run, config) == {
-        job("train", experiment="tiny", variant="a", seed=0),
-        job("measure", experiment="tiny", variant="a", seed=0),
-        job("collect", experiment="tiny", variant="a"),
-        job("spectra", experiment="tiny", variant="a"),
-        job("plot_spectra", experiment="tiny"),
-    } | FITS | EXPERIMENT_PLOTS
+    assert (
+        planned_jobs(tiny_run, config)
+        == {
+            job("train", experiment="tiny", variant="a", seed=0),
+            job("measure", experiment="tiny", variant="a", seed=0),
+            job("collect", experiment="tiny", variant="a"),
+            job("spectra", experiment="tiny", variant="a"),
+            job("plot_spectra", experiment="tiny"),
+        }
+        | FITS
+        | EXPERIMENT_PLOTS
+    )
 
 
 def test_temperature_edit_remeasures_without_retraining(tiny_run):
     config = edited(lambda c: c["experiments"]["tiny"]["measure"].update(temperatures=3))
-    assert planned_jobs(tiny_run, config) == {
-        job("measure", experiment="tiny", variant="a", seed=0),
-        job("measure", experiment="tiny", variant="b", seed=0),
-        job("collect", experiment="tiny", variant="a"),
-        job("collect", experiment="tiny", variant="b"),
-    } | FITS | EXPERIMENT_PLOTS
+    assert (
+        planned_jobs(tiny_run, config)
+        == {
+            job("measure", experiment="tiny", variant="a", seed=0),
+            job("measure", experiment="tiny", variant="b", seed=0),
+            job("collect", experiment="tiny", variant="a"),
+            job("collect", experiment="tiny", variant="b"),
+        }
+        | FITS
+        | EXPERIMENT_PLOTS
+    )
 
 
 def test_figure_edit_only_redraws(tiny_run):
@@ -121,22 +140,27 @@ def test_figure_edit_only_redraws(tiny_run):
 
 def test_new_seed_trains_only_that_seed(tiny_run):
     config = edited(lambda c: c["experiments"]["tiny"].update(seeds=[0, 1]))
-    assert planned_jobs(tiny_run, config) == {
-        job("train", experiment="tiny", variant="a", seed=1),
-        job("train", experiment="tiny", variant="b", seed=1),
-        job("measure", experiment="tiny", variant="a", seed=1),
-        job("measure", experiment="tiny", variant="b", seed=1),
-        job("collect", experiment="tiny", variant="a"),
-        job("collect", experiment="tiny", variant="b"),
-        job("spectra", experiment="tiny", variant="a"),
-        job("spectra", experiment="tiny", variant="b"),
-        job("plot_spectra", experiment="tiny"),
-    } | FITS | EXPERIMENT_PLOTS
+    assert (
+        planned_jobs(tiny_run, config)
+        == {
+            job("train", experiment="tiny", variant="a", seed=1),
+            job("train", experiment="tiny", variant="b", seed=1),
+            job("measure", experiment="tiny", variant="a", seed=1),
+            job("measure", experiment="tiny", variant="b", seed=1),
+            job("collect", experiment="tiny", variant="a"),
+            job("collect", experiment="tiny", variant="b"),
+            job("spectra", experiment="tiny", variant="a"),
+            job("spectra", experiment="tiny", variant="b"),
+            job("plot_spectra", experiment="tiny"),
+        }
+        | FITS
+        | EXPERIMENT_PLOTS
+    )
 
 
 def test_analysis_edit_refits_and_redraws_only(tiny_run):
     config = edited(lambda c: c["analysis"].update(bootstrap=60))
-    assert planned_jobs(tiny_run, config) == FITS | EXPERIMENT_PLOTS - {job("plot_layerwise", experiment="tiny"), job("plot_error_vs_sensitivity", experiment="tiny")}
+    assert planned_jobs(tiny_run, config) == FITS | {job("plot_depth_laws", experiment="tiny")}
 
 
 def test_report_is_self_contained(tiny_run):
@@ -148,7 +172,7 @@ def test_report_is_self_contained(tiny_run):
 
 def test_science_outputs(tiny_run):
     results = tiny_run / "results"
-    for name in ("layerwise", "error_vs_sensitivity", "spectra", "depth_laws"):
+    for name in ("layerwise", "temperatures", "error_vs_sensitivity", "spectra", "depth_laws"):
         assert (results / "figures" / "tiny" / f"{name}.png").stat().st_size > 1000, name
     for name in ("constant_filters", "examples"):
         assert (results / "figures" / f"{name}.png").stat().st_size > 1000, name

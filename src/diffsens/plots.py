@@ -28,6 +28,7 @@ __all__ = [
     "load_cubes",
     "save",
     "spectra",
+    "temperatures",
     "theory",
     "trained_checkpoint",
 ]
@@ -91,6 +92,41 @@ def layerwise(
         axes[-1, col].set_xlabel("depth $k$ (probe point)")
     handles = [Line2D([], [], color=PALETTE[i], label=c) for i, c in enumerate(conditions)]
     handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
+    _legend(fig, handles)
+    return fig
+
+
+def temperatures(cubes: Mapping[str, xr.Dataset], quantity: str = "R") -> Figure:
+    """``quantity`` against depth at every measured temperature (colour: the typical displacement
+    delta), trained (solid) and initial (dashed) nets, original condition, mean over seeds."""
+    fig = Figure(figsize=(3.2 * len(cubes) + 1.6, 3.4))
+    axes = fig.subplots(1, len(cubes), sharey=True, squeeze=False)[0]
+    cmap = matplotlib.colormaps["viridis"]
+    deltas = sorted({float(d) for cube in cubes.values() for d in cube.delta.values})
+    for ax, (variant, cube) in zip(axes, cubes.items(), strict=True):
+        trained = trained_checkpoint(cube)
+        for t, delta in enumerate(map(float, cube.delta.values)):
+            colour = cmap(deltas.index(delta) / max(1, len(deltas) - 1))
+            for checkpoint in ("init", trained):
+                values = (
+                    cube[quantity]
+                    .isel(temperature=t)
+                    .sel(checkpoint=checkpoint, condition="original")
+                )
+                _band(ax, cube.depth.values, values, colour, _STYLE.get(checkpoint, "-"))
+        ax.set_yscale("log")
+        ax.set_title(variant, fontsize=9)
+        ax.set_xlabel("depth $k$ (probe point)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel(_SYMBOLS.get(quantity, quantity))
+    handles = [
+        Line2D([], [], color=cmap(i / max(1, len(deltas) - 1)), label=f"δ = {d:.2f} px")
+        for i, d in enumerate(deltas)
+    ]
+    handles += [
+        Line2D([], [], color="grey", ls="--", label="init"),
+        Line2D([], [], color="grey", label="trained"),
+    ]
     _legend(fig, handles)
     return fig
 

@@ -139,7 +139,13 @@ ANALYSIS = top_level("analysis")
 THEORY = top_level("theory")
 SPECTRA = f"{RESULTS}/spectra/{{experiment}}/{{variant}}.nc"
 FITS = f"{RESULTS}/fits/{{experiment}}"
-EXPERIMENT_FIGURES = ("layerwise", "error_vs_sensitivity", "spectra", "depth_laws")
+EXPERIMENT_FIGURES = (
+    "layerwise",
+    "temperatures",
+    "error_vs_sensitivity",
+    "spectra",
+    "depth_laws",
+)
 
 
 def seeds(experiment):

@@ -102,3 +102,22 @@ rule plot_examples:
         settings=figure_settings,
     script:
         "../../scripts/plot_examples.py"
+
+
+rule plot_temperatures:
+    input:
+        cubes=experiment_cubes,
+    output:
+        figures=figure_output(
+            "temperatures", "temperatures", "Layer-wise sensitivities"
+        ),
+    log:
+        f"{RESULTS}/logs/plot/{{experiment}}/temperatures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/{{experiment}}/temperatures.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=figure_settings,
+    script:
+        "../../scripts/plot_temperatures.py"
