@@ -256,25 +256,12 @@ def depth_laws(
             )
             law = str(fits.law.sel(variant=variant).values)
             if law in ("power", "exponential") and np.isfinite(float(fit.exponent)):
-                curve = (
-                    k.astype(float) ** float(fit.exponent)
-                    if law == "power"
-                    else np.exp(float(fit.exponent) * k)
-                )
+                curve = _law_curve(k, float(fit.exponent), law)
                 ax.plot(k, float(fit.prefactor) * curve, color=PALETTE[row], lw=1.5)
+                first = measured.mean("seed") if "seed" in measured.dims else measured
                 exponent = float(fits.predicted.sel(variant=variant, quantity=quantity))
-                if np.isfinite(exponent):
-                    shape = k.astype(float) ** exponent if law == "power" else np.exp(exponent * k)
-                    first = (
-                        float(measured.mean("seed")[0])
-                        if "seed" in measured.dims
-                        else float(measured[0])
-                    )
-                    ax.plot(k, first * shape / shape[0], color="black", ls=":", lw=1.2)
-            ax.set_yscale("log")
-            if law == "power":
-                ax.set_xscale("log")
-            ax.grid(alpha=0.3, which="both")
+                _prediction(ax, k, exponent, law, float(first[0]), 0)
+            _law_axes(ax, law)
             if col == 0:
                 ax.set_ylabel(_SYMBOLS[quantity])
         axes[0, col].set_title(f"{variant} ({fits.law.sel(variant=variant).values})", fontsize=9)
@@ -308,14 +295,9 @@ def theory(networks: xr.Dataset) -> Figure:
             y = ds[quantity].values
             ax.plot(k, y, color=PALETTE[row], marker="o", ms=3, ls="none")
             exponent = float(ds.predicted.sel(quantity=quantity))
-            if np.isfinite(exponent):
-                shape = k**exponent if law == "power" else np.exp(exponent * k)
-                anchor = len(k) // 2  # past the early-layer transient
-                ax.plot(k, y[anchor] * shape / shape[anchor], color="black", ls=":")
-            ax.set_yscale("log")
-            if law == "power":
-                ax.set_xscale("log")
-            ax.grid(alpha=0.3, which="both")
+            anchor = len(k) // 2  # past the early-layer transient
+            _prediction(ax, k, exponent, law, y[anchor], anchor)
+            _law_axes(ax, law)
             if col == 0:
                 ax.set_ylabel(_SYMBOLS[quantity])
         title = f"{int(ds.dim)}-D, F = {int(ds.filter_size)}, s = {int(ds.stride)}"
@@ -356,6 +338,26 @@ def examples(
         ax.set_xlabel("position")
         ax.set_ylabel("layer $k$")
     return fig
+
+
+def _law_curve(k: np.ndarray, exponent: float, law: str) -> np.ndarray:
+    k = np.asarray(k, dtype=float)
+    return k**exponent if law == "power" else np.exp(exponent * k)
+
+
+def _prediction(ax, k, exponent: float, law: str, value: float, index: int) -> None:
+    """The predicted law as a dotted black line through ``(k[index], value)``."""
+    if np.isfinite(exponent) and law in ("power", "exponential"):
+        shape = _law_curve(k, exponent, law)
+        ax.plot(k, value * shape / shape[index], color="black", ls=":", lw=1.2)
+
+
+def _law_axes(ax, law: str) -> None:
+    """Log y; log x too for power laws, so that both laws show as straight lines."""
+    ax.set_yscale("log")
+    if law == "power":
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3, which="both")
 
 
 def _legend(fig: Figure, handles) -> None:

@@ -32,6 +32,21 @@ __all__ = [
 ]
 
 
+def _network(dim, filter_size, stride, depth, size, **options):
+    """The constant-filter net in float64, for inputs of side ``size``."""
+    return build(
+        "constant_filters",
+        in_channels=1,
+        num_classes=None,
+        input_size=size,
+        dim=dim,
+        filter_size=filter_size,
+        stride=stride,
+        depth=depth,
+        **options,
+    ).double()
+
+
 def _input_size(filter_size: int, stride: int, depth: int) -> int:
     if stride == 1:
         # on a ring: wide enough that the receptive field (depth (F - 1) + 1) stays far from
@@ -77,17 +92,7 @@ def constant_filter_sensitivities(
     ``law`` (attribute) and ``predicted`` (variable over ``quantity``).
     """
     size = _input_size(filter_size, stride, depth)
-    model = build(
-        "constant_filters",
-        in_channels=1,
-        num_classes=None,
-        input_size=size,
-        dim=dim,
-        filter_size=filter_size,
-        stride=stride,
-        depth=depth,
-        periodic=stride == 1,
-    ).double()
+    model = _network(dim, filter_size, stride, depth, size, periodic=stride == 1)
     inputs = one_hot_inputs(dim, size, 1, sites, repeats, seed)  # moves never meet an edge
     ds = measure(
         model,
@@ -121,17 +126,8 @@ def constant_filter_sensitivities(
 def propagate(inputs: torch.Tensor, dim: int, filter_size: int, stride: int, depth: int) -> list:
     """Activations of ``inputs (C=1)`` after every layer of a constant-filter net, as NumPy arrays
     (for pictures of how an input spreads with depth)."""
-    model = build(
-        "constant_filters",
-        in_channels=1,
-        num_classes=None,
-        input_size=inputs.shape[-1],
-        dim=dim,
-        filter_size=filter_size,
-        stride=stride,
-        depth=depth,
-        padding=(filter_size - 1) // 2 if stride == 1 else 0,
-    ).double()
+    padding = (filter_size - 1) // 2 if stride == 1 else 0
+    model = _network(dim, filter_size, stride, depth, inputs.shape[-1], padding=padding)
     out, x = [], inputs.double()
     with torch.no_grad():
         for name, module in model.named_children():
