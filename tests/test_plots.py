@@ -127,3 +127,14 @@ def test_fit_experiment_reports_predictions():
     assert fits.exponent.sel(
         variant="strided", quantity="D", checkpoint="best", condition="original"
     ) == pytest.approx(-0.5, abs=0.1)
+
+
+def test_many_variants_wrap_into_rows():
+    cubes = {f"v{i}": small_cube(i) for i in range(9)}
+    fig = plots.layerwise(cubes)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 27 and len(fig.axes) == 3 * 2 * plots.MAX_COLUMNS
+    assert {ax.get_title() for ax in visible if ax.get_title()} == {
+        f"v{i}  (δ = 1.50 px)" for i in range(9)
+    }
+    assert fig.get_figwidth() < 25

@@ -66,15 +66,12 @@ def layerwise(
     """
     if not cubes:
         raise ValueError("layerwise needs at least one cube")
-    ncols = len(cubes)
-    fig = Figure(figsize=(2.9 * ncols + 1.2, 2.4 * len(quantities) + 0.4))
-    axes = fig.subplots(len(quantities), ncols, sharex="col", sharey="row", squeeze=False)
+    fig, columns = _panels(len(cubes), len(quantities), 2.9, 2.4)
     conditions: list[str] = []
     checkpoints: list[str] = []
-    for col, (variant, cube) in enumerate(cubes.items()):
+    for axes, (variant, cube) in zip(columns, cubes.items(), strict=True):
         depth = cube.depth.values
-        for row, quantity in enumerate(quantities):
-            ax = axes[row, col]
+        for ax, quantity in zip(axes, quantities, strict=True):
             data = cube[quantity].isel(temperature=temperature)
             for i, condition in enumerate(map(str, cube.condition.values)):
                 conditions += [] if condition in conditions else [condition]
@@ -84,12 +81,11 @@ def layerwise(
                     _band(ax, depth, values, PALETTE[i], _STYLE.get(checkpoint, ":"))
             ax.set_yscale("log")
             ax.grid(alpha=0.3, which="both")
-            if col == 0:
-                ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
+            ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         delta = float(cube.delta.isel(temperature=temperature))
         title = variant if np.isnan(delta) else f"{variant}  (δ = {delta:.2f} px)"
-        axes[0, col].set_title(title, fontsize=9)
-        axes[-1, col].set_xlabel("depth $k$ (probe point)")
+        axes[0].set_title(title, fontsize=9)
+        axes[-1].set_xlabel("depth $k$ (probe point)")
     handles = [Line2D([], [], color=PALETTE[i], label=c) for i, c in enumerate(conditions)]
     handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
     _legend(fig, handles)
@@ -99,11 +95,10 @@ def layerwise(
 def temperatures(cubes: Mapping[str, xr.Dataset], quantity: str = "R") -> Figure:
     """``quantity`` against depth at every measured temperature (colour: the typical displacement
     delta), trained (solid) and initial (dashed) nets, original condition, mean over seeds."""
-    fig = Figure(figsize=(3.2 * len(cubes) + 1.6, 3.4))
-    axes = fig.subplots(1, len(cubes), sharey=True, squeeze=False)[0]
+    fig, columns = _panels(len(cubes), 1, 3.2, 3.0)
     cmap = matplotlib.colormaps["viridis"]
     deltas = sorted({float(d) for cube in cubes.values() for d in cube.delta.values})
-    for ax, (variant, cube) in zip(axes, cubes.items(), strict=True):
+    for (ax,), (variant, cube) in zip(columns, cubes.items(), strict=True):
         trained = trained_checkpoint(cube)
         for t, delta in enumerate(map(float, cube.delta.values)):
             colour = cmap(deltas.index(delta) / max(1, len(deltas) - 1))
@@ -117,8 +112,8 @@ def temperatures(cubes: Mapping[str, xr.Dataset], quantity: str = "R") -> Figure
         ax.set_yscale("log")
         ax.set_title(variant, fontsize=9)
         ax.set_xlabel("depth $k$ (probe point)")
+        ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel(_SYMBOLS.get(quantity, quantity))
     handles = [
         Line2D([], [], color=cmap(i / max(1, len(deltas) - 1)), label=f"δ = {d:.2f} px")
         for i, d in enumerate(deltas)
@@ -190,14 +185,13 @@ def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
     One panel per variant; one colour per eigenvalue (degenerate modes summed); initialisation
     dashed, trained solid; mean over seeds.
     """
-    fig = Figure(figsize=(3.2 * len(spectra_by_variant) + 1.6, 3.2))
-    axes = fig.subplots(1, len(spectra_by_variant), sharey=True, squeeze=False)[0]
+    fig, columns = _panels(len(spectra_by_variant), 1, 3.2, 3.0)
     cmap = matplotlib.colormaps["viridis"]
     eigen = []
-    for ax, (variant, ds) in zip(axes, spectra_by_variant.items(), strict=True):
+    for (ax,), (variant, ds) in zip(columns, spectra_by_variant.items(), strict=True):
         ax.set_title(variant, fontsize=9)
         ax.set_xlabel("conv layer $k$")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel("share of filter energy")
         ax.grid(alpha=0.3)
         if ds.sizes.get("layer", 0) == 0:
             ax.text(
@@ -217,7 +211,6 @@ def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
                 share = by_value.sel(eigenvalue=value, checkpoint=checkpoint)
                 colour = cmap(values.index(value) / max(1, len(values) - 1))
                 _band(ax, ds.depth.values, share, colour, _STYLE.get(checkpoint, "-"))
-    axes[0].set_ylabel("share of filter energy")
     handles = [
         Line2D([], [], color=cmap(i / max(1, len(eigen) - 1)), label=f"λ = {v:g}")
         for i, v in enumerate(eigen)
@@ -240,14 +233,12 @@ def depth_laws(
     """
     from diffsens.fits import depth_series
 
-    fig = Figure(figsize=(3.0 * len(cubes) + 1.4, 7.0))
-    axes = fig.subplots(3, len(cubes), sharex="col", squeeze=False)
-    for col, (variant, cube) in enumerate(cubes.items()):
+    fig, columns = _panels(len(cubes), 3, 3.0, 2.3)
+    for axes, (variant, cube) in zip(columns, cubes.items(), strict=True):
         series = depth_series(cube.isel(temperature=temperature)).sel(condition="original")
         k = series.depth.values
         trained = trained_checkpoint(cube)
-        for row, quantity in enumerate(("D", "G", "R")):
-            ax = axes[row, col]
+        for row, (ax, quantity) in enumerate(zip(axes, ("D", "G", "R"), strict=True)):
             _band(ax, k, series[quantity].sel(checkpoint="init"), "grey", "--")
             measured = series[quantity].sel(checkpoint=trained)
             _band(ax, k, measured, PALETTE[row], "none")
@@ -262,10 +253,9 @@ def depth_laws(
                 exponent = float(fits.predicted.sel(variant=variant, quantity=quantity))
                 _prediction(ax, k, exponent, law, float(first[0]), 0)
             _law_axes(ax, law)
-            if col == 0:
-                ax.set_ylabel(_SYMBOLS[quantity])
-        axes[0, col].set_title(f"{variant} ({fits.law.sel(variant=variant).values})", fontsize=9)
-        axes[-1, col].set_xlabel("layer $k$")
+            ax.set_ylabel(_SYMBOLS[quantity])
+        axes[0].set_title(f"{variant} ({fits.law.sel(variant=variant).values})", fontsize=9)
+        axes[-1].set_xlabel("layer $k$")
     _legend(
         fig,
         [
@@ -284,25 +274,22 @@ def theory(networks: xr.Dataset) -> Figure:
     ``networks``: :func:`diffsens.theory.theory_networks` output, over ``(network, depth)``.
     """
     names = [str(n) for n in networks.network.values]
-    fig = Figure(figsize=(3.0 * len(names) + 1.4, 7.0))
-    axes = fig.subplots(3, len(names), squeeze=False)
-    for col, name in enumerate(names):
+    fig, columns = _panels(len(names), 3, 3.0, 2.3)
+    for axes, name in zip(columns, names, strict=True):
         ds = networks.sel(network=name).dropna("depth", subset=["D"])
         k = ds.depth.values.astype(float)
         law = str(ds.law.values)
-        for row, quantity in enumerate(("D", "G", "R")):
-            ax = axes[row, col]
+        for row, (ax, quantity) in enumerate(zip(axes, ("D", "G", "R"), strict=True)):
             y = ds[quantity].values
             ax.plot(k, y, color=PALETTE[row], marker="o", ms=3, ls="none")
             exponent = float(ds.predicted.sel(quantity=quantity))
             anchor = len(k) // 2  # past the early-layer transient
             _prediction(ax, k, exponent, law, y[anchor], anchor)
             _law_axes(ax, law)
-            if col == 0:
-                ax.set_ylabel(_SYMBOLS[quantity])
+            ax.set_ylabel(_SYMBOLS[quantity])
         title = f"{int(ds.dim)}-D, F = {int(ds.filter_size)}, s = {int(ds.stride)}"
-        axes[0, col].set_title(title, fontsize=9)
-        axes[-1, col].set_xlabel("layer $k$")
+        axes[0].set_title(title, fontsize=9)
+        axes[-1].set_xlabel("layer $k$")
     _legend(
         fig,
         [
@@ -338,6 +325,31 @@ def examples(
         ax.set_xlabel("position")
         ax.set_ylabel("layer $k$")
     return fig
+
+
+MAX_COLUMNS = 7
+"""Variants per row of panels; a larger grid (the paper's 70 CIFAR variants) wraps."""
+
+
+def _panels(count: int, rows: int, width: float, height: float) -> tuple[Figure, list]:
+    """A figure with a column of ``rows`` panels for each of ``count`` items, wrapped after
+    :data:`MAX_COLUMNS` items; returns the figure and each item's column of axes."""
+    ncols = min(count, MAX_COLUMNS)
+    blocks = -(-count // ncols)
+    fig = Figure(figsize=(width * ncols + 1.4, height * rows * blocks + 0.5))
+    grid = fig.subplots(rows * blocks, ncols, squeeze=False)
+    columns = []
+    for i in range(blocks * ncols):
+        block, col = divmod(i, ncols)
+        axes = grid[block * rows : (block + 1) * rows, col]
+        if i < count:
+            for ax in axes:  # depth, layer and site indices are integers
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            columns.append(list(axes))
+        else:
+            for ax in axes:
+                ax.set_visible(False)
+    return fig, columns
 
 
 def _law_curve(k: np.ndarray, exponent: float, law: str) -> np.ndarray:
