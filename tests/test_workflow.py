@@ -63,7 +63,12 @@ def test_cube_layout_and_provenance(tiny_run):
     with xr.open_dataset(tiny_run / "results" / "cubes" / "tiny" / "b.nc") as cube:
         assert cube.D.dims == ("seed", "checkpoint", "condition", "layer", "temperature")
         assert cube.den.dims == ("seed", "checkpoint", "condition", "layer")
-        assert cube.test_error.dims == ("seed", "checkpoint")
+        assert cube.test_error.dims == cube.epoch.dims == ("seed", "checkpoint")
+        assert (
+            cube.epoch.sel(checkpoint="init").item() == 0
+            and cube.epoch.sel(checkpoint="best").item() >= 1
+        )
+        assert "seed" not in cube.attrs
         assert list(cube.checkpoint.values) == ["init", "best"]
         assert list(cube.condition.values) == ["original", "shuffled"]
         assert list(cube.layer.values) == ["relu1", "pool1", "relu2", "pool2", "output"]

@@ -94,12 +94,9 @@ def measure_run(
     )
     run["test_error"] = ("checkpoint", np.asarray(test_errors, dtype=np.float64))
     run.test_error.attrs = {"long_name": "test error of the checkpoint", "units": "1"}
-    run.attrs.update(
-        dataset=data.name,
-        probes=probes,
-        probe_seed=probe_seed,
-        checkpoint_epochs=json.dumps(epochs),
-    )
+    run["epoch"] = ("checkpoint", np.asarray(list(epochs.values()), dtype=np.int64))
+    run.epoch.attrs = {"long_name": "training epoch of the checkpoint", "units": "1"}
+    run.attrs.update(dataset=data.name, probes=probes, probe_seed=probe_seed)
     return run
 
 
@@ -119,6 +116,7 @@ def collect(runs: Mapping[int, xr.Dataset], settings: Mapping | None = None) -> 
     cube = xr.concat(
         [runs[seed] for seed in seeds], pd.Index(seeds, name="seed"), combine_attrs="override"
     )
+    cube.attrs.pop("seed", None)  # each run's own; the cube has a seed axis
     cube.attrs.update(provenance(settings or {}))
     cube.attrs["device"] = ", ".join(devices)
     return cube
