@@ -12,6 +12,7 @@ replacement, averaged, and refitted.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -81,14 +82,19 @@ def fit_layers(
 ) -> xr.Dataset:
     """Fit ``law`` to ``values`` over its ``layer`` dim (depth from the ``depth`` coordinate).
 
+    ``law="none"`` gives the same layout with every statistic NaN.
     ``values`` may carry a ``seed`` dim: the fit is to the mean over seeds, and the interval
     comes from ``n_boot`` bootstrap resamples of the seeds (NaN with a single seed). Any other
     dims are fitted independently. Returns ``exponent``, ``prefactor``, ``low``, ``high``.
     """
+    if law not in (*LAWS, "none"):
+        raise ValueError(f"law must be one of {[*LAWS, 'none']}, got {law!r}")
     depth = values["depth"].values
 
     def fit(block: np.ndarray) -> np.ndarray:
         """``block``: (seeds, layers) -> exponent, prefactor, low, high."""
+        if law == "none":  # nothing to fit: keep the layout, every statistic NaN
+            return np.full(4, np.nan)
         exponent, prefactor = fit_law(depth, block.mean(axis=0), law)
         if block.shape[0] < 2:
             return np.array([exponent, prefactor, np.nan, np.nan])
@@ -111,12 +117,8 @@ def fit_layers(
     )
     ds = result.to_dataset("statistic").rename({0: "exponent", 1: "prefactor", 2: "low", 3: "high"})
     ds.attrs.update(law=law, confidence=confidence, n_boot=n_boot, n_seeds=values.sizes["seed"])
-    ds.exponent.attrs = {
-        "long_name": "fitted exponent a ("
-        + ("y ~ k^a" if law == "power" else "y ~ exp(a k)")
-        + ")",
-        "units": "1",
-    }
+    form = {"power": " (y ~ k^a)", "exponential": " (y ~ exp(a k))"}.get(law, ", none fitted")
+    ds.exponent.attrs = {"long_name": f"fitted exponent a{form}", "units": "1"}
     return ds
 
 
@@ -201,8 +203,6 @@ def fit_experiment(
     Returns ``exponent``, ``prefactor``, ``low``, ``high`` over ``(variant, quantity,
     checkpoint, condition)``, ``predicted`` over ``(variant, quantity)`` and ``law`` by variant.
     """
-    import json
-
     fits, predicted, laws = [], [], []
     for cube in cubes.values():
         variant_law, exponents = model_law(
@@ -214,12 +214,8 @@ def fit_experiment(
             variant_law = "none"
         laws.append(variant_law)
         predicted.append([exponents[q] for q in QUANTITIES])
-        if variant_law == "none":
-            fit = fit_cube(cube, "power", temperature=temperature, n_boot=bootstrap).map(
-                lambda v: v * np.nan
-            )
-        else:
-            fit = fit_cube(
+        fits.append(
+            fit_cube(
                 cube,
                 variant_law,
                 temperature=temperature,
@@ -227,7 +223,7 @@ def fit_experiment(
                 confidence=confidence,
                 seed=seed,
             )
-        fits.append(fit)
+        )
     ds = xr.concat(fits, pd.Index(list(cubes), name="variant"), join="outer", combine_attrs="drop")
     ds["predicted"] = (("variant", "quantity"), np.asarray(predicted, dtype=float))
     ds["law"] = ("variant", np.asarray(laws, dtype=str))
