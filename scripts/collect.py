@@ -1,16 +1,17 @@
 """Stack the seeds of one (experiment, variant) into its cube (rule collect)."""
 
-import xarray as xr
-
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens.cubes import collect, write_netcdf
+from diffsens.cubes import collect
+from diffsens.io import CUBE_VARIABLES, open_netcdf, write_netcdf
 
 settings = snakemake.params.settings
-runs = {}
-for seed, path in zip(settings["seeds"], snakemake.input.runs, strict=True):
-    with xr.open_dataset(path) as run:
-        runs[seed] = run.load()
-write_netcdf(collect(runs, settings), snakemake.output.cube)
+runs = {
+    seed: open_netcdf(path, "sensitivity file", variables=CUBE_VARIABLES)
+    for seed, path in zip(settings["seeds"], snakemake.input.runs, strict=True)
+}
+cube = collect(runs, experiment=settings["experiment"], variant=settings["variant"])
+write_netcdf(cube, snakemake.output.cube)
+print(f"wrote {snakemake.output.cube}")

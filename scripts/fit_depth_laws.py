@@ -1,18 +1,15 @@
 """Depth-law fits of every variant of one experiment, with the predictions (rule fit_depth_laws)."""
 
-from pathlib import Path
-
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens._io import write_netcdf
-from diffsens.fits import fit_experiment, fit_table, markdown
-from diffsens.plots import load_cubes
+from diffsens.fits import fit_experiment, fit_table
+from diffsens.io import open_cubes, write_netcdf, write_table
 
 settings = snakemake.params.settings
 fits = fit_experiment(
-    load_cubes(snakemake.input.cubes),
+    open_cubes(snakemake.input.cubes),
     settings["law"],
     temperature=settings["temperature"],
     bootstrap=settings["bootstrap"],
@@ -23,5 +20,4 @@ write_netcdf(fits, snakemake.output.fits)
 table = fit_table(fits.drop_vars("predicted"), fits.predicted).merge(
     fits.law.to_dataframe().reset_index()
 )
-table.to_csv(snakemake.output.table, index=False)
-Path(snakemake.output.markdown).write_text(markdown(table))
+write_table(table, snakemake.output.table, snakemake.output.markdown)

@@ -4,16 +4,15 @@ from pathlib import Path
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0], snakemake.threads)
+start_job(snakemake)
 
 from diffsens.cubes import measure_run, write_netcdf
 from diffsens.data import PreparedData
-from diffsens.train import describe_device, pick_device
 
-settings = dict(snakemake.params.settings)
+settings = snakemake.params.settings
 folder = Path(snakemake.input.checkpoints)
-checkpoints = {name: folder / f"{name}.pt" for name in settings.pop("checkpoints")}
-device = pick_device(settings.pop("device"))
-run = measure_run(checkpoints, PreparedData.load(snakemake.input.data), device=device, **settings)
-run.attrs["device"] = describe_device(device)
+checkpoints = {name: folder / f"{name}.pt" for name in settings["measure"]["checkpoints"]}
+data = PreparedData.load(snakemake.input.data)
+run = measure_run(checkpoints, data, settings["measure"], seed=settings["seed"])
 write_netcdf(run, snakemake.output.sensitivity)
+print(f"wrote {snakemake.output.sensitivity}")

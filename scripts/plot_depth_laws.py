@@ -1,16 +1,13 @@
 """D_k, G_k, R_k against k with fitted and predicted laws (rule plot_depth_laws)."""
 
-import xarray as xr
-
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens.plots import depth_laws, load_cubes, save
+from diffsens.io import open_cubes, open_netcdf
+from diffsens.plots import depth_laws, save
 
 settings = snakemake.params.settings
-cubes = load_cubes(snakemake.input.cubes)
-with xr.open_dataset(snakemake.input.fits) as fits:
-    fits = fits.load()
-figure = depth_laws(cubes, fits, temperature=settings["temperature"])
+fits = open_netcdf(snakemake.input.fits, "fits file", variables=("exponent", "law"))
+figure = depth_laws(open_cubes(snakemake.input.cubes), fits, temperature=settings["temperature"])
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

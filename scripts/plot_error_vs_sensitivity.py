@@ -1,16 +1,16 @@
 """Test error against the output's D, G, R for the variants of one experiment."""
 
-import json
-
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens.plots import error_vs_sensitivity, load_cubes, save
+from diffsens.io import open_cubes
+from diffsens.plots import error_vs_sensitivity, save
+from diffsens.provenance import RunSettings
 
 settings = snakemake.params.settings
-cubes = load_cubes(snakemake.input.cubes)
-noise = {v: json.loads(c.attrs["settings"])["training"]["training_noise"] for v, c in cubes.items()}
+cubes = open_cubes(snakemake.input.cubes)
+noise = {v: RunSettings.from_attrs(c.attrs).training["training_noise"] for v, c in cubes.items()}
 varied = len(set(noise.values())) > 1  # colour by training noise when the grid varies it
 figure = error_vs_sensitivity(
     cubes,

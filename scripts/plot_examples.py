@@ -5,7 +5,7 @@ import torch
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
 from diffsens.data import scale_detection_2d
 from diffsens.perturb import move_pixels

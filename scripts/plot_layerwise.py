@@ -2,10 +2,11 @@
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens.plots import layerwise, load_cubes, save
+from diffsens.io import open_cubes
+from diffsens.plots import layerwise, save
 
 settings = snakemake.params.settings
-figure = layerwise(load_cubes(snakemake.input.cubes), temperature=settings["temperature"])
+figure = layerwise(open_cubes(snakemake.input.cubes), temperature=settings["temperature"])
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

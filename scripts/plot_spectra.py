@@ -2,10 +2,11 @@
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens.plots import load_cubes, save, spectra
+from diffsens.io import open_netcdfs
+from diffsens.plots import save, spectra
 
 settings = snakemake.params.settings
-figure = spectra(load_cubes(snakemake.input.spectra))
-save(figure, snakemake.output.figures, dpi=settings["dpi"])
+by_variant = open_netcdfs(snakemake.input.spectra, "spectra file", variables=("fraction",))
+save(spectra(by_variant), snakemake.output.figures, dpi=settings["dpi"])

@@ -2,9 +2,10 @@
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens.plots import load_cubes, save, temperatures
+from diffsens.io import open_cubes
+from diffsens.plots import save, temperatures
 
 settings = snakemake.params.settings
-save(temperatures(load_cubes(snakemake.input.cubes)), snakemake.output.figures, dpi=settings["dpi"])
+save(temperatures(open_cubes(snakemake.input.cubes)), snakemake.output.figures, dpi=settings["dpi"])

@@ -1,13 +1,12 @@
 """The constant-filter networks against their predicted depth laws (rule plot_theory)."""
 
-import xarray as xr
-
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
+from diffsens.io import open_netcdf
 from diffsens.plots import save, theory
 
 settings = snakemake.params.settings
-with xr.open_dataset(snakemake.input.theory) as networks:
-    save(theory(networks.load()), snakemake.output.figures, dpi=settings["dpi"])
+networks = open_netcdf(snakemake.input.theory, "theory file", variables=("D", "G", "R"))
+save(theory(networks), snakemake.output.figures, dpi=settings["dpi"])

@@ -2,7 +2,7 @@
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
 from diffsens.data import prepare
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0])
+start_job(snakemake)
 
-from diffsens._io import write_netcdf
+from diffsens.io import write_netcdf
 from diffsens.pooling import checkpoint_spectra
 
 settings = snakemake.params.settings

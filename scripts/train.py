@@ -4,7 +4,7 @@ from pathlib import Path
 
 from diffsens.runtime import start_job
 
-start_job(snakemake.log[0], snakemake.threads)
+start_job(snakemake)
 
 from diffsens.data import PreparedData
 from diffsens.train import train
@@ -15,5 +15,5 @@ train(
     PreparedData.load(snakemake.input.data),
     settings["training"],
     Path(snakemake.output.history).parent,
-    restart_on_change=True,  # a retry resumes; changed settings start over
+    seed=settings["seed"],
 )

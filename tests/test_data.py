@@ -9,6 +9,7 @@ from diffsens.data import (
     PreparedData,
     add_noise,
     cifar10,
+    data_shape,
     mnist5k,
     prepare,
     probe_set,
@@ -17,6 +18,8 @@ from diffsens.data import (
     scale_detection_2d,
 )
 from diffsens.data.transforms import NORMALISATION
+from diffsens.io import CorruptedFile
+from diffsens.settings import SettingsError
 
 
 def two_pixels_2d(images):
@@ -117,14 +120,27 @@ def test_cifar10_reads_the_real_layout(tmp_path):
 
 def test_cifar10_checksums_refuse_a_fixture_with_a_clear_error(tmp_path):
     write_cifar_fixture(tmp_path)
-    with pytest.raises(DatasetUnavailable, match="cifar-10-batches-py"):
+    with pytest.raises(DatasetUnavailable, match="cifar-10-batches-py' is incomplete or corrupted"):
         cifar10(tmp_path, download=False, verify=True)
 
 
+@pytest.mark.parametrize("download", [False, True])
+def test_a_corrupted_cifar10_folder_says_so(tmp_path, download):
+    write_cifar_fixture(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:500])
+    with pytest.raises(DatasetUnavailable) as caught:
+        cifar10(tmp_path, download=download, verify=False)
+    message = str(caught.value)
+    assert "is incomplete or corrupted" in message and "Replace the folder" in message
+    assert "could not be downloaded" not in message  # nothing was downloaded: the files are bad
+    assert ("delete it to download it again" in message) == download
+
+
 def test_missing_dataset_offline_says_how_to_provide_it(tmp_path):
-    with pytest.raises(DatasetUnavailable, match=r"not under .* could not be downloaded"):
+    with pytest.raises(DatasetUnavailable, match=r"not under .*, and download is off\. Put the"):
         prepare("cifar10", root=str(tmp_path), download=False)
-    with pytest.raises(DatasetUnavailable, match="MNIST"):
+    with pytest.raises(DatasetUnavailable, match=r"MNIST is not under .*MNIST/raw'"):
         prepare("mnist", root=str(tmp_path), download=False)
 
 
@@ -144,17 +160,69 @@ def test_prepared_round_trip_and_corruption(tmp_path):
     back = PreparedData.load(path)
     assert back.name == "scale_detection_2d" and back.num_classes == 1
     assert torch.equal(back.train_images, data.train_images) and back.settings == data.settings
+    assert back.fingerprint() == data.fingerprint()
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ValueError, match="corrupted"):
+    with pytest.raises(CorruptedFile, match=r"prepared dataset '.*sd\.pt' is unreadable"):
         PreparedData.load(path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         PreparedData.load(tmp_path / "missing.pt")
 
 
+def test_fingerprint_follows_the_contents_not_the_origin():
+    a = prepare("scale_detection_2d", n_train=16, n_test=8, seed=2)
+    assert (
+        a.fingerprint() == prepare("scale_detection_2d", n_train=16, n_test=8, seed=2).fingerprint()
+    )
+    assert (
+        a.fingerprint() != prepare("scale_detection_2d", n_train=16, n_test=8, seed=3).fingerprint()
+    )
+    moved = PreparedData(**{**a._fields(), "settings": {"root": "elsewhere"}})
+    assert moved.fingerprint() == a.fingerprint()
+
+
+def test_declared_shapes_are_the_prepared_shapes(tmp_path):
+    for name, settings in [
+        ("mnist5k", {"n_test": 200}),
+        ("scale_detection_2d", {"size": 12, "xi": 6, "n_train": 8, "n_test": 4}),
+        ("scale_detection_1d", {"length": 64, "xi": 16, "n_train": 8, "n_test": 6}),
+    ]:
+        assert data_shape(name, **settings) == prepare(name, **settings).shape, name
+    write_cifar_fixture(tmp_path)
+    fixture = prepare("cifar10", root=str(tmp_path), download=False, verify=False).shape
+    declared = data_shape("cifar10")
+    assert (
+        (fixture.dims, fixture.in_channels, fixture.input_size, fixture.num_classes)
+        == (
+            declared.dims,
+            declared.in_channels,
+            declared.input_size,
+            declared.num_classes,
+        )
+        == (2, 3, 32, 10)
+    )
+    with pytest.raises(ValueError, match="n_test must be a multiple of 10"):
+        data_shape("mnist5k", n_test=15)
+
+
+def test_loader_defaults_are_the_schema_defaults():
+    import inspect
+
+    from diffsens.settings import dataset_group, defaults
+
+    for name, loader in [
+        ("mnist5k", mnist5k),
+        ("scale_detection_2d", scale_detection_2d),
+        ("scale_detection_1d", scale_detection_1d),
+    ]:
+        signature = {p.name: p.default for p in inspect.signature(loader).parameters.values()}
+        schema = {k: v for k, v in defaults(dataset_group(name)).items() if k != "source"}
+        assert signature == schema, name
+
+
 def test_prepare_rejects_unknown_names_and_settings():
     with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
         prepare("svhn")
-    with pytest.raises(TypeError, match=r"scale_detection_2d.*xi_"):
+    with pytest.raises(SettingsError, match=r"scale_detection_2d: .*'xi_' was unexpected"):
         prepare("scale_detection_2d", xi_=3)
 
 

@@ -8,6 +8,7 @@ from diffsens.diffeo import (
     GAUSSIAN_SIGMA,
     deform,
     displacement_field,
+    log_spaced_temperatures,
     sample_displacement,
     sample_modes,
     temperature_for_displacement,
@@ -250,3 +251,144 @@ class TestDeform:
     def test_non_square(self):
         with pytest.raises(ValueError, match="square"):
             deform(torch.zeros(1, 1, 8, 9), 0.01, 3)
+
+
+class TestArgumentChecks:
+    """Bad arguments fail at the entry with the argument's name, before any draw or NaN."""
+
+    @pytest.mark.parametrize(
+        ("call", "error", "match"),
+        [
+            (lambda: temperature_range(0, 3), ValueError, "n must be an int >= 2, got 0"),
+            (lambda: temperature_range(1, 3), ValueError, "n must be an int >= 2, got 1"),
+            (lambda: temperature_range(True, 3), TypeError, "n must be an int >= 2, got True"),
+            (lambda: temperature_range(32.0, 3), TypeError, "n must be an int"),
+            (lambda: temperature_range(32, 0.5), ValueError, "cut must be > 1"),
+            (lambda: temperature_range(32, math.nan), ValueError, "cut must be > 1"),
+            (lambda: temperature_range(32, math.inf), ValueError, "cut must be > 1 and finite"),
+            (lambda: temperature_range(32, True), TypeError, "cut must be a real number"),
+            (lambda: temperature_range(32, "3"), TypeError, "cut must be a real number"),
+            (
+                lambda: typical_displacement(-1, 3, 32),
+                ValueError,
+                "T must be finite and >= 0, got -1",
+            ),
+            (lambda: typical_displacement(math.nan, 3, 32), ValueError, "T must be finite"),
+            (lambda: typical_displacement(math.inf, 3, 32), ValueError, "T must be finite"),
+            (lambda: typical_displacement(1e-3, 1, 32), ValueError, "cut must be > 1"),
+            (lambda: typical_displacement(1e-3, 3, 0), ValueError, "n must be an int >= 2"),
+            (lambda: typical_displacement(True, 3, 32), TypeError, "T must be a real number"),
+            (lambda: typical_displacement([1e-3], 3, 32), TypeError, "T must be a real number"),
+            (lambda: typical_displacement(1j, 3, 32), TypeError, "T must be a real number"),
+            (
+                lambda: typical_displacement(np.array([1e-3, -2e-3, 1e-2]), 3, 32),
+                ValueError,
+                r"T must be finite and >= 0, got \[-0\.002\]",
+            ),
+            (
+                lambda: typical_displacement(torch.tensor([1e-3, math.nan]), 3, 32),
+                ValueError,
+                r"got \[nan\]",
+            ),
+            (
+                lambda: typical_displacement(torch.tensor([1e-3j]), 3, 32),
+                TypeError,
+                "T must be a real number",
+            ),
+            (
+                lambda: temperature_for_displacement(-1.0, 3, 32),
+                ValueError,
+                "delta must be finite and >= 0, got -1.0",
+            ),
+            (lambda: temperature_for_displacement(math.inf, 3, 32), ValueError, "delta must be"),
+            (lambda: temperature_for_displacement(1.0, 3, 1), ValueError, "n must be an int >= 2"),
+            (lambda: temperature_for_displacement(1.0, 0.9, 32), ValueError, "cut must be > 1"),
+            (lambda: log_spaced_temperatures(32, 3, 0), ValueError, "count must be an int >= 1"),
+            (lambda: log_spaced_temperatures(32, 3, 2.0), TypeError, "count must be an int"),
+            (lambda: log_spaced_temperatures(32, 3, True), TypeError, "count must be an int"),
+            (lambda: log_spaced_temperatures(0, 3, 5), ValueError, "n must be an int >= 2"),
+            (lambda: log_spaced_temperatures(32, 1, 5), ValueError, "cut must be > 1"),
+            (lambda: sample_modes(2, 1), ValueError, "cut must be > 1"),
+            (lambda: sample_modes(2, 0.8), ValueError, r"cut must be > 1 .*got 0\.8"),
+            (lambda: sample_modes(0, 3), ValueError, "batch must be an int >= 1, got 0"),
+            (lambda: sample_modes(2.0, 3), TypeError, "batch must be an int"),
+            (lambda: sample_modes(2, 3, dtype=torch.int64), TypeError, "dtype must be a floating"),
+            (
+                lambda: sample_displacement(2, 1, 0.01, 3),
+                ValueError,
+                "n must be an int >= 2, got 1",
+            ),
+            (lambda: sample_displacement(2, 8, math.nan, 3), ValueError, "T must be finite"),
+            (lambda: sample_displacement(True, 8, 0.01, 3), TypeError, "batch must be an int"),
+            (lambda: sample_displacement(2, 8, 0.01, 1), ValueError, "cut must be > 1"),
+            (
+                lambda: displacement_field(torch.zeros(2, 2, 4, 4), 1, 0.01),
+                ValueError,
+                "n must be an int >= 2",
+            ),
+            (
+                lambda: displacement_field(torch.zeros(2, 2, 4, 4), 8, torch.tensor([0.01, -1.0])),
+                ValueError,
+                r"T must be finite and >= 0, got \[-1\.0\]",
+            ),
+            (
+                lambda: displacement_field(torch.zeros(2, 2, 4, 4, dtype=torch.int64), 8, 0.01),
+                TypeError,
+                "modes must be a floating-point tensor",
+            ),
+            (lambda: deform(torch.zeros(2, 1, 1, 1), 0.01, 3), ValueError, "n >= 2"),
+            (lambda: deform(torch.zeros(0, 1, 8, 8), 0.01, 3), ValueError, "B >= 1"),
+            (lambda: deform(torch.zeros(2, 1, 8, 8), -0.01, 3), ValueError, "T must be finite"),
+            (lambda: deform(torch.zeros(2, 1, 8, 8), 0.01, 1), ValueError, "cut must be > 1"),
+            (
+                lambda: deform(torch.zeros(2, 1, 8, 8), 0.01, 3, interp="cubic"),
+                ValueError,
+                "interp must be one of",
+            ),
+            (lambda: deform([[0.0]], 0.01, 3), TypeError, "images must be a torch.Tensor"),
+        ],
+    )
+    def test_refused(self, call, error, match):
+        with pytest.raises(error, match=match):
+            call()
+
+    def test_no_complex_displacement_for_negative_temperature(self):
+        # (n / 2) sqrt(pi T ln cut) of T < 0 was a complex number; T = 0 is the identity: 0 px.
+        with pytest.raises(ValueError, match="T must be finite and >= 0"):
+            typical_displacement(-1, 3, 32)
+        assert typical_displacement(0, 3, 32) == 0
+        assert typical_displacement(np.int64(0), 3, np.int64(32)) == 0
+
+    def test_numpy_integers_are_sizes(self):
+        assert temperature_range(np.int64(32), 3) == temperature_range(32, 3)
+
+    def test_log_spaced_values(self):
+        T_min, T_max = temperature_range(32, 3)
+        assert log_spaced_temperatures(32, 3, 1) == [T_min]
+        middle = math.sqrt(T_min * T_max)  # geometric mean: the log-midpoint
+        np.testing.assert_allclose(log_spaced_temperatures(32, 3, 3), [T_min, middle, T_max])
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda g: sample_modes(2, 1.0, generator=g),
+            lambda g: sample_modes(2, 3, generator=g, dtype=torch.int32),
+            lambda g: sample_displacement(3, 8, torch.tensor([0.1, 0.2]), 3, generator=g),
+            lambda g: sample_displacement(3, 1, 0.01, 3, generator=g),
+            lambda g: deform(torch.zeros(3, 1, 8, 8), 0.01, 3, interp="bicubic", generator=g),
+            lambda g: deform(torch.zeros(3, 1, 8, 8), torch.tensor([0.1, 0.2]), 3, generator=g),
+        ],
+    )
+    def test_refused_before_any_draw(self, call):
+        g = torch.Generator().manual_seed(0)
+        state = g.get_state()
+        with pytest.raises((ValueError, TypeError)):
+            call(g)
+        assert torch.equal(g.get_state(), state)
+
+    def test_warp_refuses_non_finite_fields_naming_them(self):
+        displacement = torch.zeros(4, 2, 8, 8)
+        displacement[1, 0, 3, 3] = math.nan
+        displacement[3, 1, 2, 5] = math.inf
+        with pytest.raises(ValueError, match=r"displacement fields \[1, 3\] hold NaN or infinite"):
+            warp(torch.zeros(4, 1, 8, 8), displacement)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from diffsens.fits import depth_series, fit_cube, fit_law, fit_layers, markdown, model_law
+from diffsens.fits import depth_series, fit_cube, fit_law, fit_layers
 
 LAYERS = np.arange(1.0, 9.0)
 
@@ -67,18 +67,6 @@ def test_depth_series_keeps_relus_and_renumbers():
     assert list(series.layer.values) == ["relu1", "relu2"] and list(series.depth.values) == [1, 2]
 
 
-def test_model_law():
-    assert (
-        model_law({"name": "simple_cnn", "dim": 1, "filter_size": 2, "stride": 2})[0]
-        == "exponential"
-    )
-    law, exponents = model_law({"name": "simple_cnn", "filter_size": 3})
-    assert law == "power" and exponents == {"D": -1.0, "G": 1.0, "R": -2.0}
-    law, exponents = model_law({"name": "simple_cnn", "pooling": "max"})
-    assert law == "exponential" and np.isnan(exponents["D"])
-    assert model_law({"name": "vgg11"})[0] == "none"
-
-
 def test_fit_cube_fits_every_checkpoint_and_condition():
     rng = np.random.default_rng(0)
     k = np.arange(1, 6)
@@ -104,10 +92,3 @@ def test_fit_cube_fits_every_checkpoint_and_condition():
     assert fits.exponent.dims == ("quantity", "checkpoint", "condition")
     np.testing.assert_allclose(fits.exponent.sel(quantity="D"), -0.7, atol=0.05)
     np.testing.assert_allclose(fits.exponent.sel(quantity="R"), -1.0, atol=0.05)
-
-
-def test_markdown_table():
-    import pandas as pd
-
-    text = markdown(pd.DataFrame({"a": ["x"], "b": [1.23456], "c": [float("nan")]}))
-    assert text.splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 1.23 |  |"]

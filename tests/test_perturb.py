@@ -123,3 +123,73 @@ class TestPixelMoves1D:
     def test_bad_rank(self):
         with pytest.raises(ValueError, match=r"\(B, C, L\) or \(B, C, H, W\)"):
             move_pixels(torch.zeros(4, 4))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: random_directions(5), TypeError, "shape must be a tuple of sizes"),
+        (lambda: random_directions((5,)), ValueError, "shape must hold at least 2 sizes"),
+        (lambda: random_directions((3, 0)), ValueError, r"shape\[1\] must be an int >= 1, got 0"),
+        (lambda: random_directions((2.0, 3)), TypeError, r"shape\[0\] must be an int"),
+        (lambda: random_directions((True, 3)), TypeError, r"shape\[0\] must be an int"),
+        (
+            lambda: random_directions((2, 3), dtype=torch.int32),
+            TypeError,
+            "dtype must be a floating-point",
+        ),
+        (
+            lambda: matched_noise([0.0], torch.zeros(1, 1)),
+            TypeError,
+            "clean must be a torch.Tensor",
+        ),
+        (
+            lambda: matched_noise(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.int64)),
+            TypeError,
+            "deformed must be a floating-point tensor",
+        ),
+        (
+            lambda: matched_noise(torch.zeros(3), torch.zeros(3)),
+            ValueError,
+            r"clean must have shape \(B F \.\.\.\), got \(3,\)",
+        ),
+        (
+            lambda: matched_noise(
+                torch.zeros(2, 3), torch.zeros(2, 3), directions=torch.zeros(2, 4)
+            ),
+            ValueError,
+            r"directions must have the shape of clean \(2, 3\)",
+        ),
+        (
+            lambda: matched_noise(torch.zeros(2, 3), torch.zeros(2, 3), directions=[[1.0] * 3] * 2),
+            TypeError,
+            "directions must be a torch.Tensor",
+        ),
+        (lambda: move_pixels([[[1.0]]]), TypeError, "inputs must be a torch.Tensor"),
+        (
+            lambda: move_pixels(torch.zeros(2, 1, 8, dtype=torch.int64)),
+            TypeError,
+            "inputs must be a floating-point tensor",
+        ),
+        (
+            lambda: move_pixels(torch.zeros(2, 1, 8), block=0),
+            ValueError,
+            "block must be an int >= 1",
+        ),
+        (lambda: move_pixels(torch.zeros(2, 1, 8), block=True), TypeError, "block must be an int"),
+        (lambda: move_pixels(torch.zeros(2, 1, 8), block=2.5), TypeError, "block must be an int"),
+    ],
+)
+def test_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_refused_before_any_draw():
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    with pytest.raises(ValueError, match="block only applies to 1-D"):
+        move_pixels(torch.ones(2, 1, 4, 4), block=2, generator=g)
+    with pytest.raises(TypeError, match="dtype"):
+        random_directions((2, 3), dtype=torch.int64, generator=g)
+    assert torch.equal(g.get_state(), state)

@@ -1,11 +1,10 @@
-import json
-
 import numpy as np
 import pytest
 import xarray as xr
 
 from diffsens import plots
 from diffsens.fits import fit_experiment
+from diffsens.provenance import RunSettings
 from diffsens.theory import theory_networks
 
 
@@ -33,7 +32,8 @@ def small_cube(seed=0, noise=0.0, model=None):
     )
     cube["R"] = cube.D / cube.G
     spec = model or {"name": "simple_cnn", "dim": 1, "filter_size": 2, "stride": 2}
-    cube.attrs["settings"] = json.dumps({"model": spec, "training": {"training_noise": noise}})
+    settings = RunSettings(model=spec, training={"training_noise": noise}, dataset={})
+    cube.attrs.update(settings.to_attrs())
     return cube
 
 

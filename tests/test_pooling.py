@@ -103,7 +103,7 @@ def test_checkpoint_spectra_stack_seeds_and_checkpoints(tmp_path):
     paths = {}
     for seed in (0, 1):
         spec = {"name": "simple_cnn", "depth": 2, "width": 4}
-        train(spec, data, {"epochs": 1, "seed": seed, "lr": 0.5}, tmp_path / str(seed))
+        train(spec, data, {"epochs": 1, "lr": 0.5}, tmp_path / str(seed), seed=seed)
         for name in ("init", "best"):
             paths[seed, name] = tmp_path / str(seed) / "checkpoints" / f"{name}.pt"
     ds = checkpoint_spectra(paths)

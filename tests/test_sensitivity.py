@@ -1,4 +1,6 @@
+import logging
 import math
+import re
 
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from diffsens import sensitivity
 from diffsens.diffeo import displacement_field, sample_modes, temperature_range, warp
 from diffsens.perturb import random_directions
 from diffsens.probes import Probe
@@ -106,16 +109,14 @@ def test_identity_on_1d_inputs_with_pixel_moves():
     ds = measure(nn.Flatten(), signals, deformation="pixel_move", block=8)
     assert ds.sizes == {"layer": 1, "temperature": 1}
     assert np.isnan(ds.temperature.item()) and ds.delta.item() == 1.0
+    assert "T_max" not in ds.attrs and "above_T_max" not in ds.attrs  # no temperatures here
     np.testing.assert_allclose(ds.R, 1.0, rtol=1e-12)
     assert ds.D.item() > 0
 
 
 def test_d_vanishes_as_t_goes_to_zero():
     model, images = small_cnn(), probes()
-    ds = measure(
-        model, images, temperatures=[0.0, 1e-10, 1e-6, T_MIN, T_MAX], layers=["0", "output"]
-    )
-    assert np.all(ds.D.sel(temperature=0.0) < 1e-25)
+    ds = measure(model, images, temperatures=[1e-10, 1e-6, T_MIN, T_MAX], layers=["0", "output"])
     assert np.all(ds.D.sel(temperature=1e-10) < 1e-7)
     assert np.all(np.diff(ds.D.values, axis=1) > 0)  # one shape, growing amplitude
 
@@ -161,22 +162,193 @@ def test_runs_on_every_device(device):
     np.testing.assert_allclose(ds.D, reference.D, rtol=1e-4)
 
 
+@pytest.fixture
+def work(monkeypatch):
+    """Counts the draws and forward passes measure() makes: a refusal must come before any."""
+    counts = {"draws": 0, "forward": 0}
+
+    def counted(function):
+        def wrapper(*args, **kwargs):
+            counts["draws"] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("sample_modes", "move_pixels", "random_directions"):
+        monkeypatch.setattr(sensitivity, name, counted(getattr(sensitivity, name)))
+
+    def model(dtype=torch.float64):
+        net = small_cnn(dtype)
+        net.register_forward_pre_hook(
+            lambda module, args: counts.update(forward=counts["forward"] + 1)
+        )
+        return net
+
+    return model, counts
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
         (dict(), ValueError, "temperatures are required"),
-        (dict(temperatures=[-1.0]), ValueError, "finite and >= 0"),
+        (dict(temperatures=[]), ValueError, "temperatures are required"),
+        (
+            dict(temperatures=[-1.0]),
+            ValueError,
+            r"temperatures must be finite and > 0, got \[-1\.0\]",
+        ),
+        (dict(temperatures=[T_MIN, 0.0]), ValueError, r"finite and > 0, got \[0\.0\]"),
+        (dict(temperatures=[math.nan]), ValueError, r"finite and > 0, got \[nan\]"),
+        (dict(temperatures=[T_MIN, math.inf]), ValueError, r"finite and > 0, got \[inf\]"),
+        (dict(temperatures=torch.tensor([0.0, T_MIN])), ValueError, "finite and > 0"),
+        (dict(temperatures=[[T_MIN]]), ValueError, "temperatures must be a 1-D list"),
+        (dict(temperatures=T_MIN), ValueError, "temperatures must be a 1-D list"),
+        (dict(temperatures=["hot"]), TypeError, "temperatures must be a real number"),
+        (dict(temperatures=[True]), TypeError, "temperatures must be a real number"),
         (dict(temperatures=[T_MIN], statistic="mode"), ValueError, "statistic must be one of"),
         (dict(temperatures=[T_MIN], deformation="warp"), ValueError, "deformation must be one of"),
+        (dict(temperatures=[T_MIN], interp="bicubic"), ValueError, "interp must be one of"),
         (dict(temperatures=[T_MIN], deformation="pixel_move"), ValueError, "do not apply"),
+        (dict(temperatures=[T_MIN], cut=1), ValueError, "cut must be > 1"),
+        (dict(temperatures=[T_MIN], cut=math.nan), ValueError, "cut must be > 1"),
+        (dict(deformation="pixel_move", cut=0.5), ValueError, "cut must be > 1"),
         (dict(temperatures=[T_MIN], layers="0"), TypeError, "did you mean"),
         (dict(temperatures=[T_MIN], layers=["nope"]), ValueError, "unknown layer"),
-        (dict(temperatures=[T_MIN], batch_size=0), ValueError, "batch_size must be > 0"),
+        (dict(temperatures=[T_MIN], layers=["0", "0"]), ValueError, "layers must be distinct"),
+        (dict(temperatures=[T_MIN], layers=[]), ValueError, "at least one layer"),
+        (dict(temperatures=[T_MIN], layers={}), ValueError, "at least one layer"),
+        (
+            dict(temperatures=[T_MIN], layers=[0]),
+            TypeError,
+            r"layer names must be strings, got \[0\]",
+        ),
+        (dict(temperatures=[T_MIN], layers={"0", "2"}), TypeError, "list of names or a mapping"),
+        (dict(temperatures=[T_MIN], layers={"nope": 1}), ValueError, "unknown layer"),
+        (
+            dict(temperatures=[T_MIN], layers={"0": 1, "2": 0}),
+            ValueError,
+            "depth of layer '2' must be an int >= 1, got 0",
+        ),
+        (
+            dict(temperatures=[T_MIN], layers={"0": 1.5}),
+            TypeError,
+            "depth of layer '0' must be an int",
+        ),
+        (
+            dict(temperatures=[T_MIN], layers={"0": True}),
+            TypeError,
+            "depth of layer '0' must be an int",
+        ),
+        (
+            dict(temperatures=[T_MIN], batch_size=0),
+            ValueError,
+            "batch_size must be an int >= 1, got 0",
+        ),
+        (dict(temperatures=[T_MIN], batch_size=2.0), TypeError, "batch_size must be an int"),
+        (dict(temperatures=[T_MIN], batch_size=True), TypeError, "batch_size must be an int"),
+        (dict(temperatures=[T_MIN], seed=-1), ValueError, "seed must be an int >= 0, got -1"),
+        (dict(temperatures=[T_MIN], seed=0.5), TypeError, "seed must be an int"),
+        (dict(temperatures=[T_MIN], block=2), ValueError, "block only applies"),
+        (dict(deformation="pixel_move", block=4), ValueError, "block only applies"),
+        (dict(deformation="pixel_move", block=0), ValueError, "block must be an int >= 1"),
     ],
 )
-def test_bad_arguments(kwargs, error, match):
+def test_bad_arguments(work, kwargs, error, match):
+    model, counts = work
     with pytest.raises(error, match=match):
-        measure(small_cnn(), probes(n=4), **kwargs)
+        measure(model(), probes(n=4), **kwargs)
+    assert counts == {"draws": 0, "forward": 0}
+
+
+@pytest.mark.parametrize(
+    ("images", "error", "match"),
+    [
+        (probes(n=4).numpy(), TypeError, "images must be a torch.Tensor"),
+        (probes(n=4).long(), TypeError, "images must be a floating-point tensor"),
+        (probes(n=1), ValueError, "at least 2 probes for the denominator, got 1"),
+        (probes(n=4)[..., :1, :1], ValueError, r"square images \(P, C, n, n\) with n >= 2"),
+        (probes(n=4)[:, 0, 0, 0], ValueError, r"images must have shape \(P C \.\.\.\), got \(4,\)"),
+        (
+            probes(n=4)[:, 0],
+            ValueError,
+            r"square images \(P, C, n, n\) with n >= 2, got \(4, 12, 12\)",
+        ),
+    ],
+)
+def test_bad_images(work, images, error, match):
+    model, counts = work
+    with pytest.raises(error, match=match):
+        measure(model(), images, temperatures=[T_MIN])
+    assert counts == {"draws": 0, "forward": 0}
+
+
+def test_model_must_be_a_module():
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module, got function"):
+        measure(lambda x: x, probes(n=4), temperatures=[T_MIN])
+
+
+def test_non_finite_probes_are_named_before_any_work(work):
+    model, counts = work
+    images = probes(n=20)
+    images[3, 1, 5, 7] = math.nan
+    images[17, 0, 0, 0] = -math.inf
+    with pytest.raises(ValueError, match=re.escape("probes [3, 17] hold NaN or infinite values")):
+        measure(model(), images, temperatures=[T_MIN])
+    assert counts == {"draws": 0, "forward": 0}
+
+
+def test_many_non_finite_probes_list_the_first_ten():
+    images = probes(n=30)
+    images[5:30:2, 0, 2, 2] = math.inf  # probes 5, 7, ..., 29: 13 of them
+    message = "probes [5, 7, 9, 11, 13, 15, 17, 19, 21, 23] (the first 10 of 13) hold NaN"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        measure(nn.Flatten(), images, temperatures=[T_MIN])
+
+
+def test_non_finite_1d_signals_are_refused_for_pixel_moves():
+    signals = torch.zeros(6, 1, 16, dtype=torch.float64)
+    signals[4, 0, 3] = math.nan
+    with pytest.raises(ValueError, match=re.escape("probes [4] hold NaN")):
+        measure(nn.Flatten(), signals, deformation="pixel_move")
+
+
+def test_temperatures_above_t_max_warn_and_are_recorded(caplog, tmp_path):
+    T_max = 4 / (math.pi**3 * 3**2 * math.log(3))  # n-independent: 4 / (pi^3 cut^2 ln cut)
+    assert T_max == pytest.approx(T_MAX, rel=1e-12)
+    hot = [2 * T_max, 10 * T_max]
+    with caplog.at_level(logging.WARNING, logger="diffsens.sensitivity"):
+        ds = measure(nn.Flatten(), probes(n=6), temperatures=[T_MIN, *hot])
+    (record,) = [r for r in caplog.records if r.name == "diffsens.sensitivity"]
+    assert record.levelno == logging.WARNING
+    assert str(hot) in record.getMessage() and f"T_max = {T_max:.6g}" in record.getMessage()
+    assert ds.attrs["T_max"] == pytest.approx(T_max, rel=1e-12)
+    assert ds.attrs["above_T_max"] == hot
+    assert np.all(np.isfinite(ds.R))  # measured all the same
+    ds.to_netcdf(tmp_path / "hot.nc", engine="netcdf4")
+    with xr.open_dataset(tmp_path / "hot.nc", engine="netcdf4") as back:
+        assert back.attrs["T_max"] == pytest.approx(T_max, rel=1e-12)
+        np.testing.assert_allclose(back.attrs["above_T_max"], hot, rtol=1e-12)
+
+
+def test_temperatures_up_to_t_max_do_not_warn(caplog, tmp_path):
+    with caplog.at_level(logging.WARNING, logger="diffsens.sensitivity"):
+        ds = measure(nn.Flatten(), probes(n=6), temperatures=[T_MIN, T_MAX])  # T_max included
+    assert not [r for r in caplog.records if r.name == "diffsens.sensitivity"]
+    assert ds.attrs["T_max"] == T_MAX and ds.attrs["above_T_max"] == []
+    ds.to_netcdf(tmp_path / "cool.nc", engine="netcdf4")
+    with xr.open_dataset(tmp_path / "cool.nc", engine="netcdf4") as back:
+        assert back.attrs["T_max"] == T_MAX and len(back.attrs["above_T_max"]) == 0
+
+
+def test_temperatures_as_arrays_or_tensors():
+    model, images = small_cnn(), probes(n=8)
+    listed = measure(model, images, temperatures=[T_MIN, T_MAX])
+    for temperatures in (
+        np.array([T_MIN, T_MAX]),
+        torch.tensor([T_MIN, T_MAX], dtype=torch.float64),
+    ):
+        other = measure(model, images, temperatures=temperatures)
+        xr.testing.assert_identical(other, listed)
 
 
 def test_diffeo_needs_square_images():

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from diffsens.fits import fit_law, predicted_laws
+from diffsens.fits import fit_law
 from diffsens.theory import (
     constant_filter_sensitivities,
     one_hot_inputs,
@@ -16,18 +16,6 @@ def local_slope(ds, quantity, lo, hi):
     k = ds.depth.values
     keep = (k >= lo) & (k <= hi)
     return fit_law(k[keep], ds[quantity].values[keep], "power")[0]
-
-
-def test_predicted_laws():
-    assert predicted_laws(1, 2, 1) == ("power", {"D": -1.0, "G": 0.5, "R": -1.5})
-    assert predicted_laws(2, 3, 1) == ("power", {"D": -1.0, "G": 1.0, "R": -2.0})
-    law, exponents = predicted_laws(2, 2, 2)
-    assert law == "exponential"
-    assert exponents == pytest.approx(
-        {"D": -math.log(2), "G": 2 * math.log(2), "R": -3 * math.log(2)}
-    )
-    law, exponents = predicted_laws(1, 3, 2)
-    assert law == "none" and all(math.isnan(v) for v in exponents.values())
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,23 @@
 """The Snakemake workflow end to end on a tiny config: DAG, cubes, validation, incremental reruns."""
 
 import copy
+import json
+import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 import yaml
 
 from diffsens.models import list_models
-from diffsens.train import DEFAULTS
+from diffsens.provenance import RunSettings
+from diffsens.settings import defaults, group
+from diffsens.train import resolve_config
 from tests.workflow_helpers import REPO, SNAKEMAKE, job, planned_jobs, snakemake
 
 TINY = {
@@ -81,14 +88,13 @@ def test_cube_layout_and_provenance(tiny_run):
             cube.test_error.sel(checkpoint="best").item()
             < cube.test_error.sel(checkpoint="init").item() - 0.2
         )
-        settings = yaml.safe_load(cube.attrs["settings"])
-        assert settings["model"] == {
-            "name": "simple_cnn",
-            "depth": 2,
-            "width": 16,
-            "pooling": "max",
-        }
-        assert settings["training"]["lr"] == 0.005 and settings["measure"]["probes"] == 20
+        settings = RunSettings.from_attrs(cube.attrs)
+        assert settings.model == {"name": "simple_cnn", "depth": 2, "width": 16, "pooling": "max"}
+        assert settings.training["lr"] == 0.005 and settings.measure["probes"] == 20
+        assert (settings.experiment, settings.variant) == ("tiny", "b")
+        assert (
+            settings.dataset["name"] == "mnist5k" and settings.dataset["settings"]["n_test"] == 100
+        )
         for key in ("git_commit", "versions", "created", "device", "dataset"):
             assert cube.attrs[key]
         assert cube.D.attrs["long_name"] and cube.delta.attrs["units"] == "pixel"
@@ -207,38 +213,145 @@ def test_an_executed_edit_leaves_the_rest_alone(tiny_run, tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c.update(plots={}), "Additional properties are not allowed \\('plots'"),
-        (lambda c: c["experiments"]["tiny"]["training"].update(learning_rate=1), "learning_rate"),
+        (lambda c: c.update(plots={}), r"\(top level\): Additional properties .*'plots' was unexp"),
+        (
+            lambda c: c["experiments"]["tiny"]["training"].update(learning_rate=1),
+            r"experiments\.tiny\.training: .*'learning_rate' was unexpected",
+        ),
         (
             lambda c: c["experiments"]["tiny"]["training"].update(lr=-1),
-            "-1 is less than or equal to the minimum of 0",
+            r"experiments\.tiny\.training\.lr: -1 is less than or equal to the minimum of 0",
+        ),
+        (
+            lambda c: c["experiments"]["tiny"]["training"].update(lr=float("nan")),
+            r"experiments\.tiny\.training\.lr: nan is not a finite number",
         ),
         (
             lambda c: c["experiments"]["tiny"]["measure"].update(interp="cubic"),
-            "'cubic' is not one of",
+            r"experiments\.tiny\.measure\.interp: 'cubic' is not one of",
+        ),
+        (
+            lambda c: c["experiments"]["tiny"]["measure"].update(temperatures=[0.0, 0.01]),
+            r"experiments\.tiny\.measure\.temperatures: \[0\.0, 0\.01\] is not valid here: "
+            r".*0\.0 is less than or equal to the minimum of 0",
         ),
         (
             lambda c: c["experiments"]["tiny"].update(dataset="cifar"),
-            "'cifar' is not one of the datasets",
+            r"experiments\.tiny\.dataset: 'cifar' is not one of the datasets \['digits'\]",
         ),
         (
             lambda c: c["experiments"]["tiny"]["training"].update(loss="hinge"),
-            "training.loss must be 'hinge'",
+            r"experiments\.tiny\.training\.loss: the data have 10 classes: expected 'cross_ent",
         ),
         (
             lambda c: c["experiments"]["tiny"]["measure"].update(checkpoints=["epoch_3"]),
-            r"\['epoch_3'\] are not kept",
+            r"experiments\.tiny\.measure\.checkpoints: \['epoch_3'\] are not kept",
         ),
-        (lambda c: c["datasets"]["digits"].update(n_tset=5), "n_tset"),
+        (
+            lambda c: c["experiments"]["tiny"]["variants"]["b"].update(
+                training={"save_epochs": [3]}
+            ),
+            r"experiments\.tiny\.variants\.b\.training\.save_epochs: epochs \[3\] are after "
+            r"the last epoch \(2\)",
+        ),
+        (
+            lambda c: c["experiments"]["tiny"]["measure"].update(probes=101),
+            r"experiments\.tiny\.measure\.probes: 101 probes, but the test set has 100 images",
+        ),
+        (
+            lambda c: c["experiments"]["tiny"]["model"].update(widht=8),
+            r"experiments\.tiny\.model\.widht: model 'simple_cnn' has no option 'widht'",
+        ),
+        (
+            lambda c: c["experiments"]["tiny"]["variants"]["a"].update(model={"dim": 1}),
+            r"experiments\.tiny\.variants\.a\.model: model 'simple_cnn' cannot take inputs of "
+            r"shape \(1, 1, 28, 28\)",
+        ),
+        (
+            lambda c: c["datasets"]["digits"].update(n_tset=5),
+            r"datasets\.digits: .*'n_tset' was unexpected",
+        ),
+        (
+            lambda c: c["datasets"]["digits"].update(n_test=105),
+            r"datasets\.digits: n_test must be a multiple of 10",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     result = snakemake(tmp_path, edited(change), "--dry-run", check=False)
     assert result.returncode != 0
-    assert __import__("re").search(message, result.stdout + result.stderr), (
-        result.stdout + result.stderr
-    )
+    assert re.search(message, result.stdout + result.stderr), result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    """Schema errors first (nothing else can be trusted then), else every contradiction."""
+
+    def output(change):
+        result = snakemake(tmp_path, edited(change), "--dry-run", check=False)
+        assert result.returncode != 0
+        return result.stdout + result.stderr
+
+    tiny = lambda c: c["experiments"]["tiny"]  # noqa: E731
+    text = output(lambda c: (tiny(c)["training"].update(lr=-1), tiny(c)["measure"].update(x=1)))
+    assert "2 problem(s)" in text and "training.lr" in text and "'x' was unexpected" in text
+    text = output(
+        lambda c: (
+            tiny(c)["measure"].update(probes=500),
+            tiny(c)["model"].update(widht=8),
+            tiny(c)["training"].update(save_epochs=[5]),
+        )
+    )
+    assert "3 problem(s)" in text
+    assert all(key in text for key in ("measure.probes", "model.widht", "training.save_epochs"))
+
+
+def test_a_yaml_syntax_error_names_the_line(tmp_path):
+    (tmp_path / "config").mkdir()
+    text = yaml.safe_dump(TINY, sort_keys=False).replace("n_test: 100", "n_test: [100")
+    (tmp_path / "config" / "config.yaml").write_text(text)
+    result = snakemake(tmp_path, None, "--dry-run", check=False)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "[100" in row)
+    assert re.search(
+        rf"config/config\.yaml, line {line + 1}, column \d+: YAML syntax error",
+        result.stdout + result.stderr,
+    ), result.stdout + result.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    checked = subprocess.run(
+        [str(Path(sys.executable).with_name("diffsens")), "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode != 0 and f"line {line + 1}, column" in checked.stderr
+
+
+def test_command_line_overrides_keep_the_default_config_and_their_types(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
+    result = snakemake(tmp_path, None, "--dry-run", "--config", "analysis={bootstrap: 200}")
+    assert "rule train:" in result.stdout  # the default config was kept, not dropped
+    result = snakemake(
+        tmp_path, None, "--dry-run", "--config", "analysis={bootstrap: 2}", check=False
+    )
+    assert "analysis.bootstrap: 2 is less than the minimum of 10" in result.stdout + result.stderr
+
+
+def test_command_line_override_reruns_only_what_it_touches(tiny_run):
+    config_path = tiny_run / "config.yaml"
+    config_path.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    result = snakemake(
+        tiny_run,
+        None,
+        "--configfile",
+        str(config_path),
+        "--dry-run",
+        "--config",
+        "analysis={bootstrap: 60}",
+        "--workflow-profile",
+        str(REPO / "profiles" / "default"),
+    )
+    assert "rule fit_depth_laws:" in result.stdout and "rule train:" not in result.stdout
 
 
 def test_lint_is_clean():
@@ -282,12 +395,23 @@ def test_default_config_satisfies_its_promises():
     assert sum(len(e["variants"]) for e in config["experiments"].values()) >= 4
 
 
-def test_schema_defaults_are_the_library_defaults():
-    training = SCHEMA["$defs"]["training"]["properties"]
-    assert set(training) == set(DEFAULTS) - {"seed"}
-    for key, spec in training.items():
-        assert spec["default"] == DEFAULTS[key], key
+def test_the_library_and_the_command_take_their_settings_from_the_schema():
+    assert resolve_config({}) == defaults("training")
     assert sorted(SCHEMA["$defs"]["model"]["properties"]["name"]["enum"]) == list_models()
+    from diffsens.cli import _parser
+
+    measure = next(
+        action
+        for action in _parser()._subparsers._group_actions[0].choices.values()
+        if action.prog.endswith("measure")
+    )
+    options = {a.dest: a for a in measure._actions if a.option_strings}
+    for key, spec in group("measure")["properties"].items():
+        if key == "checkpoints":
+            continue
+        assert options[key].default == spec["default"], key
+        if "enum" in spec:
+            assert list(options[key].choices) == spec["enum"], key
 
 
 def test_every_schema_key_is_described():
@@ -307,3 +431,58 @@ def test_every_schema_key_is_described():
                 walk(item, path)
 
     walk(SCHEMA, "schema")
+
+
+def copy_of(run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(run, workdir, symlinks=True)
+    return workdir
+
+
+@pytest.mark.parametrize(
+    ("damaged", "rebuilt_by"),
+    [
+        ("results/cubes/tiny/a.nc", "results/cubes/tiny/a.nc"),
+        (
+            "results/train/tiny/a/seed~0/checkpoints/best.pt",
+            "results/train/tiny/a/seed~0/checkpoints",
+        ),
+    ],
+    ids=["cube (a file input)", "checkpoint (inside a folder input)"],
+)
+def test_a_corrupted_file_names_the_command_that_rebuilds_it_and_the_command_works(
+    tiny_run, tmp_path, damaged, rebuilt_by
+):
+    workdir = copy_of(tiny_run, tmp_path)
+    path = workdir / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    rule = "plot_layerwise" if "cubes" in damaged else "measure"
+    profile = ("--workflow-profile", str(REPO / "profiles" / "default"))
+    result = snakemake(workdir, TINY, *profile, "--forcerun", rule, check=False)  # a reader fails
+    logs = "\n".join(p.read_text() for p in (workdir / "results" / "logs").rglob("*.log"))
+    assert result.returncode != 0
+    assert "truncated" in logs or "unreadable or corrupted" in logs, logs[-3000:]
+    assert f"snakemake --forcerun {rebuilt_by}" in logs
+    snakemake(workdir, TINY, *profile, "--forcerun", rebuilt_by)  # following the advice repairs it
+    assert planned_jobs(workdir, TINY) == set()
+
+
+def test_a_changed_dataset_retrains_on_the_new_data(tiny_run, tmp_path):
+    workdir = copy_of(tiny_run, tmp_path)
+    before = torch.load(
+        workdir / "results/train/tiny/a/seed~0/checkpoints/last.pt", weights_only=True
+    )
+    config = edited(lambda c: c["datasets"]["digits"].update(n_test=200))
+    snakemake(workdir, config, "--workflow-profile", str(REPO / "profiles" / "default"))
+    after = torch.load(
+        workdir / "results/train/tiny/a/seed~0/checkpoints/last.pt", weights_only=True
+    )
+    assert after["dataset"]["settings"]["n_test"] == 200
+    assert after["dataset"]["fingerprint"] != before["dataset"]["fingerprint"]
+    assert not torch.equal(
+        after["state_dict"]["conv1.weight"], before["state_dict"]["conv1.weight"]
+    )
+    log = (workdir / "results/logs/train/tiny/a/seed~0.log").read_text()
+    assert "made with another data" in log and "starting afresh" in log
+    with xr.open_dataset(workdir / "results/cubes/tiny/a.nc") as cube:
+        assert json.loads(cube.attrs["dataset"])["settings"]["n_test"] == 200

@@ -2,6 +2,10 @@
 
 diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [options]
 diffsens show CUBE.nc
+diffsens check-config CONFIG.yaml
+
+The options of ``measure`` are the ``measure`` settings of the schema (diffsens.settings), with
+its types, choices, defaults and descriptions.
 """
 
 from __future__ import annotations
@@ -11,7 +15,15 @@ import os
 import sys
 from pathlib import Path
 
+import jsonschema
+import yaml
+
+from diffsens import settings
+
 __all__ = ["main"]
+
+_POSITIONAL = ("checkpoints",)
+"""Measure settings given as positional arguments rather than options."""
 
 
 def _checkpoint(text: str) -> tuple[str, Path]:
@@ -24,105 +36,138 @@ def _checkpoint(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def _temperatures(values: list[str]) -> int | list[float]:
-    """One integer: that many log-spaced temperatures; otherwise the temperatures themselves."""
-    if len(values) == 1 and values[0].isdigit():
-        return int(values[0])
-    try:
-        return [float(v) for v in values]
-    except ValueError as error:
-        raise SystemExit(f"diffsens measure: --temperatures takes numbers ({error})") from None
+def _add_setting(parser: argparse.ArgumentParser, key: str, spec: dict) -> None:
+    """One option for one setting, typed by its schema."""
+    kinds = spec.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    option = {"dest": key, "default": spec["default"]}
+    if "oneOf" in spec:  # a scalar or a list (temperatures: a count or values)
+        option.update(nargs="+", metavar="VALUE")
+    elif "boolean" in kinds:
+        option.update(action=argparse.BooleanOptionalAction)
+    elif "array" in kinds:
+        option.update(nargs="+", choices=spec["items"].get("enum"))
+    elif "enum" in spec:
+        option.update(choices=spec["enum"])
+    else:
+        option.update(type={"integer": int, "number": float}.get(next(iter(kinds - {"null"})), str))
+    help_text = spec["description"].strip().replace("%", "%%")
+    parser.add_argument(
+        f"--{key.replace('_', '-')}", help=f"{help_text} (default: %(default)s)", **option
+    )
+
+
+def _one_of(values, spec: dict):
+    """Values of a scalar-or-list option, read as YAML: one value of a scalar branch's type
+    (one integer: a count of temperatures) stands alone, anything else is a list."""
+    parsed = [yaml.safe_load(value) for value in values] if isinstance(values, list) else values
+    if not isinstance(parsed, list):
+        return parsed
+    types = [{"type": b["type"]} for b in spec["oneOf"] if b.get("type") != "array"]
+    if len(parsed) == 1 and any(
+        jsonschema.Draft202012Validator(t).is_valid(parsed[0]) for t in types
+    ):
+        return parsed[0]
+    return parsed
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffsens", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    m = commands.add_parser("measure", help="measure D, G, R of saved checkpoints into a cube")
+    m = commands.add_parser(
+        "measure",
+        help="measure D, G, R of saved checkpoints into a cube",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     m.add_argument("checkpoints", nargs="+", type=_checkpoint, metavar="[NAME=]CHECKPOINT")
-    m.add_argument("--data", required=True, help="a prepared dataset file, or a dataset name")
+    m.add_argument(
+        "--data",
+        required=True,
+        help="the probe set: a prepared dataset file (results/data/NAME.pt), or a dataset "
+        "source name prepared with its default settings",
+    )
     m.add_argument("--out", required=True, type=Path, help="the cube to write (.nc)")
-    m.add_argument("--probes", type=int, default=500, help="number of test images probed")
-    m.add_argument("--probe-seed", type=int, default=0)
-    m.add_argument("--temperatures", nargs="+", default=["5"], help="a count, or values of T")
-    m.add_argument("--cut", type=float, default=3)
-    m.add_argument("--interp", default="bilinear", choices=["bilinear", "nearest", "gaussian"])
-    m.add_argument("--deformation", default="diffeo", choices=["diffeo", "pixel_move"])
-    m.add_argument("--block", type=int, default=None, help="1-D pixel moves stay in blocks")
-    m.add_argument("--rectify-noise", action="store_true")
-    m.add_argument("--statistic", default="mean", choices=["mean", "median"])
-    m.add_argument("--conditions", nargs="+", default=["original", "shuffled"])
     m.add_argument("--seed", type=int, default=0, help="seeds deformations, noise and shuffles")
-    m.add_argument("--batch-size", type=int, default=128)
-    m.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:N]'")
+    m.add_argument(
+        "--other-data",
+        action="store_true",
+        help="allow probing data other than the checkpoints' training data",
+    )
+    for key, spec in settings.group("measure")["properties"].items():
+        if key not in _POSITIONAL:
+            _add_setting(m, key, spec)
 
     s = commands.add_parser("show", help="print a readable summary of a cube")
     s.add_argument("cube", type=Path)
+
+    c = commands.add_parser(
+        "check-config", help="check a workflow config file, as the workflow does before any job"
+    )
+    c.add_argument("config", type=Path)
     return parser
+
+
+def _load_data(text: str):
+    from diffsens.data import DATASETS, PreparedData, prepare
+
+    if os.path.isfile(text):
+        return PreparedData.load(text)
+    if text in DATASETS:
+        return prepare(text)
+    raise FileNotFoundError(
+        f"--data: {text!r} is neither a file (no such file) nor a dataset source "
+        f"({', '.join(sorted(DATASETS))})"
+    )
 
 
 def _measure(args) -> None:
     from diffsens.cubes import collect, measure_run, write_netcdf
-    from diffsens.data import PreparedData, prepare
-    from diffsens.train import describe_device, pick_device
 
-    data = PreparedData.load(args.data) if os.path.exists(args.data) else prepare(args.data)
-    device = pick_device(args.device)
-    temperatures = None if args.deformation == "pixel_move" else _temperatures(args.temperatures)
-    settings = {
-        "checkpoints": {name: os.fspath(path) for name, path in args.checkpoints},
-        "data": args.data,
-        "probes": args.probes,
-        "probe_seed": args.probe_seed,
-        "temperatures": temperatures,
-        "cut": args.cut,
-        "interp": args.interp,
-        "deformation": args.deformation,
-        "block": args.block,
-        "rectify_noise": args.rectify_noise,
-        "statistic": args.statistic,
-        "conditions": args.conditions,
-        "batch_size": args.batch_size,
-    }
+    group = settings.group("measure")["properties"]
+    values = {key: getattr(args, key) for key in group if key not in _POSITIONAL}
+    for key, spec in group.items():
+        if "oneOf" in spec and key in values:
+            values[key] = _one_of(values[key], spec)
+    data = _load_data(args.data)
     run = measure_run(
-        dict(args.checkpoints),
-        data,
-        probes=args.probes,
-        probe_seed=args.probe_seed,
-        temperatures=temperatures,
-        conditions=args.conditions,
-        seed=args.seed,
-        device=device,
-        cut=args.cut,
-        interp=args.interp,
-        deformation=args.deformation,
-        block=args.block,
-        rectify_noise=args.rectify_noise,
-        statistic=args.statistic,
-        batch_size=args.batch_size,
+        dict(args.checkpoints), data, values, seed=args.seed, other_data=args.other_data
     )
-    run.attrs["device"] = describe_device(device)
-    path = write_netcdf(collect({args.seed: run}, settings), args.out)
+    path = write_netcdf(collect({args.seed: run}), args.out)
     print(f"wrote {path}")
 
 
 def _show(args) -> None:
-    import xarray as xr
-
     from diffsens.cubes import summary
+    from diffsens.io import open_cubes
 
-    if not args.cube.is_file():
-        raise SystemExit(f"diffsens show: {args.cube} does not exist")
-    with xr.open_dataset(args.cube) as cube:
-        print(summary(cube))
+    (cube,) = open_cubes([args.cube]).values()
+    print(summary(cube))
+
+
+def _check_config(args) -> None:
+    from diffsens.config import Config, read_yaml
+
+    config = Config(read_yaml(args.config))
+    experiments = config.raw["experiments"]
+    trainings = sum(len(config.variants(e)) * len(config.seeds(e)) for e in experiments)
+    print(
+        f"{args.config}: valid ({len(config.datasets)} datasets, {len(experiments)} experiments, "
+        f"{trainings} trainings)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    from diffsens.io import CorruptedFile
     from diffsens.runtime import tune_allocator
 
     tune_allocator()
-    {"measure": _measure, "show": _show}[args.command](args)
+    command = {"measure": _measure, "show": _show, "check-config": _check_config}[args.command]
+    try:
+        command(args)
+    except (settings.SettingsError, CorruptedFile, FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"diffsens {args.command}: {error}") from None
 
 
 if __name__ == "__main__":

@@ -1,80 +1,96 @@
 """The NetCDF cubes: one file per (experiment, variant) holding every sensitivity of every seed.
 
 A cube has dims ``seed x checkpoint x condition x layer x temperature`` with variables ``D``,
-``G``, ``R``, ``num_D``, ``num_G`` (``den`` has no temperature), the test error of each seed's
-checkpoints, coordinates for layer names and depth, temperature and typical displacement delta,
-and provenance attributes (settings, dataset, git commit, package versions, device, date).
+``G``, ``R``, ``num_D``, ``num_G`` (``den`` has no temperature), the test error and epoch of each
+seed's checkpoints, coordinates for layer names and depth, temperature and typical displacement
+delta, and attributes saying what it was made from (:class:`diffsens.provenance.RunSettings`:
+model, training, dataset, measure, experiment, variant) and with (git commit, package versions,
+device, date). docs/formats.md describes the layout.
 
-:func:`measure_run` makes one seed's slice from its checkpoints; :func:`collect` stacks the seeds;
-both the workflow and the ``diffsens`` command use them, so their files are the same.
-Files are written atomically: a reader (or a workflow manager deciding what to rerun) never sees
-a half-written file under the final name, even if the writer is killed.
+:func:`measure_run` makes one seed's slice from its checkpoints, taking the model and training
+description from them; :func:`collect` stacks the seeds. The workflow and the ``diffsens`` command
+both use them, so their cubes carry the same description.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import subprocess
-from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
-from diffsens._io import write_netcdf
 from diffsens.data import PreparedData, probe_set
 from diffsens.diffeo import log_spaced_temperatures
+from diffsens.io import write_netcdf
 from diffsens.pooling import shuffle_channels
+from diffsens.provenance import RunSettings, software
+from diffsens.runtime import describe_device, pick_device
 from diffsens.sensitivity import measure
+from diffsens.settings import SettingsError, measure_conflicts, resolve
 from diffsens.train import load_checkpoint
 
-__all__ = ["CONDITIONS", "collect", "measure_run", "provenance", "summary", "write_netcdf"]
+__all__ = ["CONDITIONS", "collect", "measure_run", "summary", "write_netcdf"]
 
 CONDITIONS = ("original", "shuffled")
-_PACKAGES = ("diffsens", "torch", "torchvision", "numpy", "xarray", "netCDF4")
+_SAMPLING = ("probes", "probe_seed", "temperatures", "checkpoints", "conditions", "device")
+"""Measure settings that :func:`measure_run` handles itself; the rest go to ``measure()``."""
 
 
 def measure_run(
     checkpoints: Mapping[str, str | os.PathLike],
     data: PreparedData,
+    settings: Mapping | None = None,
     *,
-    probes: int = 500,
-    probe_seed: int = 0,
-    temperatures: int | Sequence[float] | None = 5,
-    conditions: Sequence[str] = CONDITIONS,
     seed: int = 0,
-    device: str | torch.device = "cpu",
-    **options,
+    other_data: bool = False,
 ) -> xr.Dataset:
     """Sensitivities of one training run: ``checkpoint x condition x layer x temperature``.
 
-    ``checkpoints`` maps names ("init", "best", ...) to checkpoint files; every checkpoint is
-    probed at its model's ``probe_points`` on the same ``probes`` test images. ``temperatures``
-    is a count (log-spaced over [T_min, T_max] for the images' size and ``cut``) or explicit
-    values; ``None`` with ``deformation="pixel_move"``. ``"shuffled"`` measures the net with its
-    conv input channels permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the
-    deformations, the noise and the shuffle. ``options`` go to :func:`diffsens.sensitivity.measure`.
+    ``checkpoints`` maps names ("init", "best", ...) to checkpoint files of one run; every
+    checkpoint is probed at its model's ``probe_points`` on the same test images of ``data``.
+    ``settings`` are the ``measure`` settings (``diffsens.settings``; defaults filled in, the
+    ``checkpoints`` key is taken from ``checkpoints``): ``temperatures`` is a count (log-spaced
+    over [T_min, T_max] for the images' size and ``cut``) or explicit values (ignored by
+    ``deformation="pixel_move"``); ``"shuffled"`` measures the net with its conv input channels
+    permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the deformations, the
+    noise and the shuffle. Probing data other than the checkpoints' training data is refused
+    unless ``other_data``.
     """
-    unknown = sorted(set(conditions) - set(CONDITIONS))
-    if unknown or not conditions:
-        raise ValueError(
-            f"conditions must be a non-empty subset of {list(CONDITIONS)}, got {list(conditions)}"
-        )
-    images, _ = probe_set(data, probes, seed=probe_seed)
-    if isinstance(temperatures, int) and not isinstance(temperatures, bool):
-        temperatures = log_spaced_temperatures(
-            images.shape[-1], options.get("cut", 3), temperatures
-        )
-    by_checkpoint, test_errors, epochs = [], [], {}
-    for name, path in checkpoints.items():
+    given = {key: value for key, value in (settings or {}).items() if key != "checkpoints"}
+    cfg = {**resolve("measure", given), "checkpoints": list(checkpoints)}  # any names here
+    problems = [f"{key}: {problem}" for key, problem in measure_conflicts(cfg, data.shape)]
+    paths = [Path(path).resolve() for path in checkpoints.values()]
+    if len(set(paths)) < len(paths):
+        problems.append(f"checkpoints: the same file is given twice ({dict(checkpoints)})")
+    if problems:
+        raise SettingsError(problems)
+    device = pick_device(cfg["device"])
+    images, _ = probe_set(data, cfg["probes"], seed=cfg["probe_seed"])
+    temperatures = None
+    if cfg["deformation"] == "diffeo":
+        temperatures = cfg["temperatures"]
+        if isinstance(temperatures, int):
+            temperatures = log_spaced_temperatures(images.shape[-1], cfg["cut"], temperatures)
+    options = {key: value for key, value in cfg.items() if key not in _SAMPLING}
+    dataset = data.describe()
+    run_settings, by_checkpoint, test_errors, epochs = None, [], [], []
+    for path in checkpoints.values():
         model, checkpoint = load_checkpoint(path, device)
+        recorded = RunSettings.from_checkpoint(checkpoint)
+        if run_settings is None:
+            run_settings = recorded
+            _check_data(recorded.dataset, dataset, path, other_data)
+        elif recorded != run_settings:
+            raise ValueError(
+                f"checkpoint {os.fspath(path)!r} comes from another training run than "
+                f"{os.fspath(next(iter(checkpoints.values())))!r} (other model, training or data)"
+            )
         by_condition = []
-        for condition in conditions:
+        for condition in cfg["conditions"]:
             net = model if condition == "original" else shuffle_channels(model, seed=seed)
             by_condition.append(
                 measure(
@@ -86,81 +102,75 @@ def measure_run(
                     **options,
                 )
             )
-        by_checkpoint.append(xr.concat(by_condition, pd.Index(list(conditions), name="condition")))
+        by_checkpoint.append(xr.concat(by_condition, pd.Index(cfg["conditions"], name="condition")))
         test_errors.append(checkpoint["test_error"])
-        epochs[name] = checkpoint["epoch"]
+        epochs.append(checkpoint["epoch"])
     run = xr.concat(
         by_checkpoint, pd.Index(list(checkpoints), name="checkpoint"), combine_attrs="override"
     )
     run["test_error"] = ("checkpoint", np.asarray(test_errors, dtype=np.float64))
     run.test_error.attrs = {"long_name": "test error of the checkpoint", "units": "1"}
-    run["epoch"] = ("checkpoint", np.asarray(list(epochs.values()), dtype=np.int64))
+    run["epoch"] = ("checkpoint", np.asarray(epochs, dtype=np.int64))
     run.epoch.attrs = {"long_name": "training epoch of the checkpoint", "units": "1"}
-    run.attrs.update(dataset=data.name, probes=probes, probe_seed=probe_seed)
+    described = RunSettings(
+        model=run_settings.model,
+        training=run_settings.training,
+        dataset=dataset,
+        measure=cfg,
+    )
+    run.attrs.update(described.to_attrs(), seed=seed, device=describe_device(device))
+    if dataset != run_settings.dataset:
+        run.attrs["training_dataset"] = json.dumps(run_settings.dataset, sort_keys=True)
     return run
 
 
-def collect(runs: Mapping[int, xr.Dataset], settings: Mapping | None = None) -> xr.Dataset:
+def _check_data(trained_on: dict, probed: dict, path, other_data: bool) -> None:
+    if trained_on["fingerprint"] == probed["fingerprint"] or other_data:
+        return
+    raise ValueError(
+        f"checkpoint {os.fspath(path)!r} was trained on {trained_on['name']} "
+        f"{trained_on['settings']}, but the probes come from other data ({probed['name']} "
+        f"{probed['settings']}); probe its own data, or allow other data explicitly"
+    )
+
+
+def collect(
+    runs: Mapping[int, xr.Dataset], *, experiment: str = "", variant: str = ""
+) -> xr.Dataset:
     """Stack one :func:`measure_run` result per seed into a cube, with provenance attributes."""
     if not runs:
         raise ValueError("collect needs at least one run")
     seeds = sorted(runs)
     first = runs[seeds[0]]
+    settings = RunSettings.from_attrs(first.attrs, f"the run of seed {seeds[0]}")
     for seed in seeds[1:]:
         for coord in ("layer", "temperature", "checkpoint", "condition"):
             if not np.array_equal(
                 runs[seed][coord].values, first[coord].values, equal_nan=coord == "temperature"
             ):
                 raise ValueError(f"seed {seed} was measured on other {coord}s than seed {seeds[0]}")
+        other = RunSettings.from_attrs(runs[seed].attrs, f"the run of seed {seed}")
+        if other != settings:
+            raise ValueError(f"seed {seed} was made with other settings than seed {seeds[0]}")
     devices = sorted({runs[seed].attrs.get("device", "unknown") for seed in seeds})
     cube = xr.concat(
         [runs[seed] for seed in seeds], pd.Index(seeds, name="seed"), combine_attrs="override"
     )
     cube.attrs.pop("seed", None)  # each run's own; the cube has a seed axis
-    cube.attrs.update(provenance(settings or {}))
-    cube.attrs["device"] = ", ".join(devices)
+    named = RunSettings(**{**vars(settings), "experiment": experiment, "variant": variant})
+    cube.attrs.update(named.to_attrs(), **software(), device=", ".join(devices))
     return cube
-
-
-def provenance(settings: Mapping) -> dict:
-    """Attributes that say how a result was made: settings, code version, packages, date."""
-    versions = {}
-    for package in _PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return {
-        "settings": json.dumps(settings, sort_keys=True),
-        "git_commit": _git_commit(),
-        "versions": json.dumps(versions),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-
-
-def _git_commit() -> str:
-    """The commit of the diffsens source tree in use, with ``-dirty`` for local changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + ("-dirty" if dirty else "")
 
 
 def summary(cube: xr.Dataset) -> str:
     """A readable account of a cube: what it holds, how it was made, R by layer."""
+    settings = RunSettings.from_attrs(cube.attrs)
     lines = [f"dims: {dict(cube.sizes)}"]
-    for key in ("dataset", "git_commit", "device", "created"):
+    if settings.experiment:
+        lines.append(f"experiment: {settings.experiment}, variant: {settings.variant}")
+    lines.append(f"model: {settings.model}")
+    lines.append(f"dataset: {settings.dataset['name']} {settings.dataset['settings']}")
+    for key in ("git_commit", "device", "created"):
         if key in cube.attrs:
             lines.append(f"{key}: {cube.attrs[key]}")
     if "test_error" in cube:

@@ -25,7 +25,16 @@ import math
 import torch
 import torch.nn.functional as F
 
-from diffsens._checks import check_choice, check_positive, check_sizes_agree, check_tensor
+from diffsens._checks import (
+    check_choice,
+    check_cut,
+    check_finite,
+    check_float_dtype,
+    check_int,
+    check_positive,
+    check_sizes_agree,
+    check_tensor,
+)
 
 __all__ = [
     "GAUSSIAN_SIGMA",
@@ -47,41 +56,39 @@ GAUSSIAN_SIGMA = 0.4715
 _GAUSSIAN_RADIUS = 4  # taps beyond 4 px weigh < exp(-3.5^2 / (2 sigma^2)) ~ 1e-12: negligible
 
 
-def _log_cut(cut: float) -> float:
-    if not cut > 1:
-        raise ValueError(
-            f"cut must be > 1 for the temperature formulas (they use ln cut), got {cut!r}"
-        )
-    return math.log(cut)
-
-
 def temperature_range(n: int, cut: float) -> tuple[float, float]:
     """Return ``(T_min, T_max)`` for ``n x n`` images and cut-off ``cut``.
 
     ``T_min`` moves pixels by half a pixel on average; above ``T_max`` the deformation starts to
     fold the image onto itself.
     """
-    log_c = _log_cut(cut)
+    n = check_int("n", n, 2)
+    cut = check_cut(cut)
+    log_c = math.log(cut)
     return 1 / (math.pi * n**2 * log_c), 4 / (math.pi**3 * cut**2 * log_c)
 
 
 def typical_displacement(T, cut: float, n: int):
     """Root-mean-square displacement ``delta = (n / 2) sqrt(pi T ln cut)`` in pixels.
 
-    ``T`` may be a float, a NumPy array or a tensor; the result has the same type.
+    ``T`` may be a float, a NumPy array or a tensor, finite and >= 0 (a negative T would give a
+    complex root); the result has the same type.
     """
-    return (n / 2) * (math.pi * T * _log_cut(cut)) ** 0.5
+    check_positive("T", T, strict=False)
+    n, log_c = check_int("n", n, 2), math.log(check_cut(cut))
+    return (n / 2) * (math.pi * T * log_c) ** 0.5
 
 
 def temperature_for_displacement(delta, cut: float, n: int):
     """Inverse of :func:`typical_displacement`: ``T = 4 delta^2 / (pi n^2 ln cut)``."""
-    return 4 * delta**2 / (math.pi * n**2 * _log_cut(cut))
+    check_positive("delta", delta, strict=False)
+    n, log_c = check_int("n", n, 2), math.log(check_cut(cut))
+    return 4 * delta**2 / (math.pi * n**2 * log_c)
 
 
 def log_spaced_temperatures(n: int, cut: float, count: int) -> list[float]:
     """``count`` temperatures log-spaced over ``[T_min, T_max]`` (both included)."""
-    if count < 1:
-        raise ValueError(f"the number of temperatures must be >= 1, got {count}")
+    count = check_int("count", count, 1)
     T_min, T_max = temperature_range(n, cut)
     if count == 1:
         return [T_min]
@@ -120,9 +127,10 @@ def sample_modes(
     ``A_ij ~ N(0, 1 / (i^2 + j^2))`` inside the disc ``sqrt(i^2 + j^2) < cut + 1/2``, else 0.
     Drawn on the generator's device (CPU without one) and moved to ``device``.
     """
-    check_positive("cut", cut)
-    dtype = dtype or torch.get_default_dtype()
-    std = _mode_std(float(cut)).to(dtype)
+    batch = check_int("batch", batch, 1)
+    cut = check_cut(cut)
+    dtype = check_float_dtype("dtype", dtype) or torch.get_default_dtype()
+    std = _mode_std(cut).to(dtype)
     source = generator.device if generator is not None else torch.device("cpu")
     noise = torch.randn((batch, 2, *std.shape), generator=generator, device=source, dtype=dtype)
     return (noise * std.to(source)).to(device or source)
@@ -137,22 +145,23 @@ def displacement_field(modes: torch.Tensor, n: int, T) -> torch.Tensor:
     check_tensor("modes", modes, "B two i j")
     if modes.shape[1] != 2 or modes.shape[2] != modes.shape[3]:
         raise ValueError(f"modes must have shape (B, 2, m, m), got {tuple(modes.shape)}")
+    n = check_int("n", n, 2)
+    _check_temperatures(T, modes.shape[0])
+    root = torch.as_tensor(T, dtype=modes.dtype, device=modes.device).sqrt().reshape(-1, 1, 1, 1)
     basis = _sine_basis(n, modes.shape[-1], modes.device, modes.dtype)
-    scaled = modes * (n * _sqrt_temperature(T, modes))  # scale the few modes, not the n^2 pixels
+    scaled = modes * (n * root)  # scale the few modes, not the n^2 pixels
     # field[y, x] = sum_ij A[i, j] S[x, i] S[y, j] = (S A^T S^T)[y, x]
     return basis @ scaled.transpose(-1, -2) @ basis.T
 
 
-def _sqrt_temperature(T, like: torch.Tensor) -> torch.Tensor:
-    T = torch.as_tensor(T, dtype=like.dtype, device=like.device)
-    if T.ndim > 1 or (T.ndim == 1 and T.shape[0] != like.shape[0]):
+def _check_temperatures(T, batch: int) -> None:
+    """One temperature, or one per field; finite and >= 0 (T = 0 leaves the image unchanged)."""
+    values = check_positive("T", T, strict=False)
+    if values.ndim > 1 or (values.ndim == 1 and len(values) != batch):
         raise ValueError(
-            f"T must be a number or a 1-D tensor of {like.shape[0]} temperatures (one per image), "
-            f"got shape {tuple(T.shape)}"
+            f"T must be a number or a 1-D tensor of {batch} temperatures (one per image), "
+            f"got shape {values.shape}"
         )
-    if bool((T < 0).any()) or not bool(torch.isfinite(T).all()):
-        raise ValueError(f"temperatures must be finite and >= 0, got {T.tolist()}")
-    return T.sqrt().reshape(-1, 1, 1, 1)
 
 
 def sample_displacement(
@@ -166,6 +175,8 @@ def sample_displacement(
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Draw ``batch`` independent displacement fields ``(batch, 2, n, n)`` in pixels."""
+    _check_temperatures(T, check_int("batch", batch, 1))
+    check_int("n", n, 2)
     modes = sample_modes(batch, cut, generator=generator, device=device, dtype=dtype)
     return displacement_field(modes, n, T)
 
@@ -200,6 +211,14 @@ def warp(
     h, w = images.shape[-2:]
     if h < 2 or w < 2:
         raise ValueError(f"images must be at least 2 x 2 pixels, got {h} x {w}")
+    check_finite("displacement fields", displacement)
+    return _warp(images, displacement, interp)
+
+
+def _warp(images: torch.Tensor, displacement: torch.Tensor, interp: str) -> torch.Tensor:
+    """:func:`warp` without its checks, for fields finite by construction: checking them would
+    cost a device synchronisation per call."""
+    h, w = images.shape[-2:]
     displacement = displacement.to(images.dtype)
     if interp == "gaussian":
         return _gaussian_warp(images, displacement)
@@ -248,11 +267,14 @@ def deform(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Apply an independent random diffeomorphism to each of ``images (B, C, n, n)``."""
-    check_tensor("images", images, "B C H W")
-    n = images.shape[-1]
-    if images.shape[-2] != n:
-        raise ValueError(f"images must be square (B, C, n, n), got {tuple(images.shape)}")
+    check_tensor("images", images, "B C n n")
+    b, n = images.shape[0], images.shape[-1]
+    if images.shape[-2] != n or n < 2 or b < 1:
+        raise ValueError(
+            f"images must be square (B, C, n, n) with B >= 1 and n >= 2, got {tuple(images.shape)}"
+        )
+    check_choice("interp", interp, INTERPOLATIONS)
     displacement = sample_displacement(
-        images.shape[0], n, T, cut, generator=generator, device=images.device, dtype=images.dtype
+        b, n, T, cut, generator=generator, device=images.device, dtype=images.dtype
     )
-    return warp(images, displacement, interp)
+    return _warp(images, displacement, interp)

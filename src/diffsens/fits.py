@@ -12,41 +12,21 @@ replacement, averaged, and refitted.
 
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from diffsens.laws import LAWS, QUANTITIES, model_law
+from diffsens.provenance import RunSettings
+
 __all__ = [
-    "LAWS",
-    "QUANTITIES",
     "depth_series",
     "fit_cube",
+    "fit_experiment",
     "fit_law",
     "fit_layers",
     "fit_table",
-    "model_law",
-    "predicted_laws",
 ]
-
-LAWS = ("power", "exponential")
-QUANTITIES = ("D", "G", "R")
-
-
-def predicted_laws(dim: int, filter_size: int, stride: int) -> tuple[str, dict[str, float]]:
-    """``(law, exponents)`` for a constant-filter net.
-
-    ``law`` is ``"power"`` (quantity ~ k^exponent) for stride 1, ``"exponential"`` (quantity ~
-    exp(exponent k)) for stride = filter size, ``"none"`` otherwise (no prediction; exponents NaN).
-    """
-    if stride == 1:
-        return "power", {"D": -1.0, "G": dim / 2, "R": -1.0 - dim / 2}
-    if stride == filter_size:
-        rate = math.log(stride)
-        return "exponential", {"D": -rate, "G": dim * rate, "R": -(1 + dim) * rate}
-    return "none", dict.fromkeys(QUANTITIES, math.nan)
 
 
 def fit_law(k: np.ndarray, y: np.ndarray, law: str) -> tuple[float, float]:
@@ -143,27 +123,6 @@ def depth_series(ds: xr.Dataset) -> xr.Dataset:
     return ds.sel(layer=keep).assign_coords(depth=("layer", np.arange(1, len(keep) + 1)))
 
 
-def model_law(spec: dict) -> tuple[str, dict[str, float]]:
-    """The depth law expected of a ``simple_cnn`` or ``constant_filters`` spec, and its exponents.
-
-    Stride 1 without pooling: a power law (constant-filter exponents); stride equal to the filter
-    size without pooling: an exponential (constant-filter rates); any other downsampling per layer
-    (pooling, other strides): an exponential with no prediction; other architectures: ``"none"``.
-    """
-    if spec.get("name") not in ("simple_cnn", "constant_filters"):
-        return "none", dict.fromkeys(QUANTITIES, np.nan)
-    dim = spec.get("dim", 2 if spec["name"] == "simple_cnn" else 1)
-    filter_size = spec.get("filter_size", 3 if spec["name"] == "simple_cnn" else 2)
-    strides = spec.get("stride", 1)
-    strides = set(strides) if isinstance(strides, list) else {strides}
-    pooled = spec.get("pooling", "none") != "none"
-    if len(strides) == 1 and not pooled:
-        law, exponents = predicted_laws(dim, filter_size, strides.pop())
-        if law != "none":
-            return law, exponents
-    return "exponential", dict.fromkeys(QUANTITIES, np.nan)
-
-
 def fit_cube(
     cube: xr.Dataset,
     law: str,
@@ -198,16 +157,14 @@ def fit_experiment(
 ) -> xr.Dataset:
     """Depth-law fits of every variant of an experiment, beside the predicted exponents.
 
-    ``law="auto"`` takes each variant's law from its model (:func:`model_law`, read from the
-    cube's ``settings``); the predictions are the constant-filter ones where they apply.
+    ``law="auto"`` takes each variant's law from its model (:func:`diffsens.laws.model_law`, read
+    from the cube's attributes); the predictions are the constant-filter ones where they apply.
     Returns ``exponent``, ``prefactor``, ``low``, ``high`` over ``(variant, quantity,
     checkpoint, condition)``, ``predicted`` over ``(variant, quantity)`` and ``law`` by variant.
     """
     fits, predicted, laws = [], [], []
     for cube in cubes.values():
-        variant_law, exponents = model_law(
-            json.loads(cube.attrs.get("settings", "{}")).get("model", {})
-        )
+        variant_law, exponents = model_law(RunSettings.from_attrs(cube.attrs).model)
         if law != "auto":
             variant_law = law
         if variant_law not in LAWS:
@@ -229,19 +186,3 @@ def fit_experiment(
     ds["law"] = ("variant", np.asarray(laws, dtype=str))
     ds.attrs.update(temperature=temperature, bootstrap=bootstrap, confidence=confidence)
     return ds
-
-
-def markdown(table: pd.DataFrame, digits: int = 3) -> str:
-    """A pipe table of ``table``, numbers rounded (no extra dependency)."""
-
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.{digits}g}"
-        return str(value)
-
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |"]
-    lines.append("|" + "---|" * len(table.columns))
-    lines += [
-        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)
-    ]
-    return "\n".join(lines) + "\n"

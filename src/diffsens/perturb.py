@@ -7,7 +7,11 @@ moves are the discrete deformations of the scale-detection tasks (SPEC section 3
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+
+from diffsens._checks import check_float_dtype, check_int, check_tensor
 
 __all__ = ["matched_noise", "move_pixels", "random_directions"]
 
@@ -26,8 +30,14 @@ def random_directions(
     positive mean, as noise has after a network's first ReLU (the constant-filter theory, SPEC 8).
     Drawn on the generator's device (CPU without one) and moved to ``device``.
     """
+    if isinstance(shape, str) or not isinstance(shape, Sequence):
+        raise TypeError(f"shape must be a tuple of sizes (count, features, ...), got {shape!r}")
+    if len(shape) < 2:
+        raise ValueError(f"shape must hold at least 2 sizes (count, features, ...), got {shape!r}")
+    shape = tuple(check_int(f"shape[{axis}]", size, 1) for axis, size in enumerate(shape))
+    check_float_dtype("dtype", dtype)
     source = generator.device if generator is not None else torch.device("cpu")
-    g = torch.randn(tuple(shape), generator=generator, device=source, dtype=dtype)
+    g = torch.randn(shape, generator=generator, device=source, dtype=dtype)
     if rectify:
         g = g.clamp(min=0)
     norms = g.flatten(1).norm(dim=1).clamp(min=torch.finfo(g.dtype).tiny)
@@ -47,6 +57,8 @@ def matched_noise(
     ``directions`` (unit vectors from :func:`random_directions`) may be given to reuse one draw,
     e.g. across temperatures; otherwise they are drawn here.
     """
+    check_tensor("clean", clean, "B F ...")
+    check_tensor("deformed", deformed, "B F ...")
     if clean.shape != deformed.shape:
         raise ValueError(
             f"clean and deformed must have the same shape, got {tuple(clean.shape)} "
@@ -60,11 +72,13 @@ def matched_noise(
             device=clean.device,
             dtype=clean.dtype,
         )
-    elif directions.shape != clean.shape:
-        raise ValueError(
-            f"directions must have the shape of clean {tuple(clean.shape)}, "
-            f"got {tuple(directions.shape)}"
-        )
+    else:
+        check_tensor("directions", directions, "B F ...")
+        if directions.shape != clean.shape:
+            raise ValueError(
+                f"directions must have the shape of clean {tuple(clean.shape)}, "
+                f"got {tuple(directions.shape)}"
+            )
     norms = (deformed - clean).flatten(1).norm(dim=1)
     return directions.to(clean) * norms.view(-1, *[1] * (clean.ndim - 1))
 
@@ -84,13 +98,18 @@ def move_pixels(
 
     All channels of a pixel move together. Pixels landing on the same site add up.
     """
-    if not isinstance(inputs, torch.Tensor) or inputs.ndim not in (3, 4):
-        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        raise ValueError(f"inputs must have shape (B, C, L) or (B, C, H, W), got {shape}")
-    if block is not None and (inputs.ndim != 3 or block < 1):
+    check_tensor("inputs", inputs, "B C ...")
+    if inputs.ndim not in (3, 4):
         raise ValueError(
-            f"block must be a positive length and only applies to 1-D inputs, got {block!r}"
+            f"inputs must have shape (B, C, L) or (B, C, H, W), got {tuple(inputs.shape)}"
         )
+    if block is not None:
+        check_int("block", block, 1)
+        if inputs.ndim != 3:
+            raise ValueError(
+                f"block only applies to 1-D inputs (B, C, L), got inputs of shape "
+                f"{tuple(inputs.shape)}"
+            )
     source = generator.device if generator is not None else torch.device("cpu")
     channels_last = inputs.movedim(1, -1)  # (B, *spatial, C): one row of values per site
     sites = channels_last.abs().sum(-1).nonzero(as_tuple=True)

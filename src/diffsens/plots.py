@@ -19,13 +19,15 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from diffsens.io import write_atomically
+from diffsens.laws import LAWS, QUANTITIES, law_curve
+
 __all__ = [
     "PALETTE",
     "depth_laws",
     "error_vs_sensitivity",
     "examples",
     "layerwise",
-    "load_cubes",
     "save",
     "spectra",
     "temperatures",
@@ -56,7 +58,7 @@ def trained_checkpoint(cube: xr.Dataset) -> str:
 
 def layerwise(
     cubes: Mapping[str, xr.Dataset],
-    quantities: Sequence[str] = ("D", "G", "R"),
+    quantities: Sequence[str] = QUANTITIES,
     temperature: int = -1,
 ) -> Figure:
     """D_k, G_k, R_k (rows) against depth k, one column per variant (cube).
@@ -150,7 +152,7 @@ def error_vs_sensitivity(
         colours = {v: matplotlib.colormaps["viridis"](scale(max(colour_by[v], low))) for v in cubes}
     else:
         colours = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(cubes)}
-    for ax, quantity in zip(axes, ("D", "G", "R"), strict=True):
+    for ax, quantity in zip(axes, QUANTITIES, strict=True):
         for variant, cube in cubes.items():
             trained = trained_checkpoint(cube)
             out = cube[quantity].isel(temperature=temperature, layer=-1)
@@ -238,7 +240,7 @@ def depth_laws(
         series = depth_series(cube.isel(temperature=temperature)).sel(condition="original")
         k = series.depth.values
         trained = trained_checkpoint(cube)
-        for row, (ax, quantity) in enumerate(zip(axes, ("D", "G", "R"), strict=True)):
+        for row, (ax, quantity) in enumerate(zip(axes, QUANTITIES, strict=True)):
             _band(ax, k, series[quantity].sel(checkpoint="init"), "grey", "--")
             measured = series[quantity].sel(checkpoint=trained)
             _band(ax, k, measured, PALETTE[row], "none")
@@ -246,8 +248,8 @@ def depth_laws(
                 variant=variant, quantity=quantity, checkpoint=trained, condition="original"
             )
             law = str(fits.law.sel(variant=variant).values)
-            if law in ("power", "exponential") and np.isfinite(float(fit.exponent)):
-                curve = _law_curve(k, float(fit.exponent), law)
+            if law in LAWS and np.isfinite(float(fit.exponent)):
+                curve = law_curve(k, float(fit.exponent), law)
                 ax.plot(k, float(fit.prefactor) * curve, color=PALETTE[row], lw=1.5)
                 first = measured.mean("seed") if "seed" in measured.dims else measured
                 exponent = float(fits.predicted.sel(variant=variant, quantity=quantity))
@@ -279,7 +281,7 @@ def theory(networks: xr.Dataset) -> Figure:
         ds = networks.sel(network=name).dropna("depth", subset=["D"])
         k = ds.depth.values.astype(float)
         law = str(ds.law.values)
-        for row, (ax, quantity) in enumerate(zip(axes, ("D", "G", "R"), strict=True)):
+        for row, (ax, quantity) in enumerate(zip(axes, QUANTITIES, strict=True)):
             y = ds[quantity].values
             ax.plot(k, y, color=PALETTE[row], marker="o", ms=3, ls="none")
             exponent = float(ds.predicted.sel(quantity=quantity))
@@ -352,15 +354,10 @@ def _panels(count: int, rows: int, width: float, height: float) -> tuple[Figure,
     return fig, columns
 
 
-def _law_curve(k: np.ndarray, exponent: float, law: str) -> np.ndarray:
-    k = np.asarray(k, dtype=float)
-    return k**exponent if law == "power" else np.exp(exponent * k)
-
-
 def _prediction(ax, k, exponent: float, law: str, value: float, index: int) -> None:
     """The predicted law as a dotted black line through ``(k[index], value)``."""
-    if np.isfinite(exponent) and law in ("power", "exponential"):
-        shape = _law_curve(k, exponent, law)
+    if np.isfinite(exponent) and law in LAWS:
+        shape = law_curve(k, exponent, law)
         ax.plot(k, value * shape / shape[index], color="black", ls=":", lw=1.2)
 
 
@@ -378,17 +375,8 @@ def _legend(fig: Figure, handles) -> None:
     fig.tight_layout(rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
 
 
-def load_cubes(paths: Sequence[str | os.PathLike]) -> dict[str, xr.Dataset]:
-    """Cubes (or any NetCDF files) by file stem, loaded into memory and closed."""
-    loaded = {}
-    for path in paths:
-        with xr.open_dataset(path) as ds:
-            loaded[Path(path).stem] = ds.load()
-    return loaded
-
-
 def save(fig: Figure, paths: Sequence[str | os.PathLike], dpi: int = 150) -> None:
-    """Write ``fig`` to every path, in the format its suffix names."""
+    """Write ``fig`` to every path, in the format its suffix names, each file atomically."""
     for path in paths:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
+        fmt = Path(path).suffix.lstrip(".")
+        write_atomically(path, lambda partial, f=fmt: fig.savefig(partial, dpi=dpi, format=f))

@@ -16,6 +16,7 @@ batch's mean) so that a large common offset of the features cannot cancel its di
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Mapping, Sequence
 
@@ -24,18 +25,28 @@ import torch
 import xarray as xr
 from torch import nn
 
-from diffsens._checks import check_choice, check_positive
+from diffsens._checks import (
+    check_choice,
+    check_cut,
+    check_finite,
+    check_int,
+    check_positive,
+    check_tensor,
+)
 from diffsens.diffeo import (
     INTERPOLATIONS,
+    _warp,
     displacement_field,
     sample_modes,
+    temperature_range,
     typical_displacement,
-    warp,
 )
 from diffsens.perturb import matched_noise, move_pixels, random_directions
 from diffsens.probes import OUTPUT, Probe, evaluating
 
 __all__ = ["DEFORMATIONS", "STATISTICS", "measure"]
+
+logger = logging.getLogger(__name__)
 
 DEFORMATIONS = ("diffeo", "pixel_move")
 STATISTICS = ("mean", "median")
@@ -65,8 +76,10 @@ def measure(
     images:
         Probes ``(P, C, n, n)`` (or ``(P, C, L)`` with ``deformation="pixel_move"``), on any device.
     temperatures:
-        Diffeo temperatures, one measurement each (``diffsens.diffeo.temperature_range`` gives the
-        useful span). Not used by ``"pixel_move"``, whose temperature coordinate is NaN.
+        Diffeo temperatures, finite and > 0, one measurement each (``diffsens.diffeo.
+        temperature_range`` gives the useful span; those above its ``T_max``, where deformations
+        fold the image, are measured with a logged warning). Not used by ``"pixel_move"``, whose
+        temperature coordinate is NaN.
     cut, interp:
         Diffeo cut-off and interpolation (``"bilinear"``, ``"nearest"``, ``"gaussian"``).
     deformation:
@@ -89,20 +102,26 @@ def measure(
     Returns
     -------
     xarray.Dataset with ``D``, ``G``, ``R``, ``num_D``, ``num_G`` over ``(layer, temperature)`` and
-    ``den`` over ``layer``; coordinates ``layer``, ``depth``, ``temperature``, ``delta``.
+    ``den`` over ``layer``; coordinates ``layer``, ``depth``, ``temperature``, ``delta``. With
+    ``"diffeo"`` the attributes ``T_max`` and ``above_T_max`` (the temperatures above it) record
+    how far the measurement went into folding deformations.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_choice("deformation", deformation, DEFORMATIONS)
     check_choice("statistic", statistic, STATISTICS)
     check_choice("interp", interp, INTERPOLATIONS)
-    check_positive("batch_size", batch_size)
+    check_cut(cut)
+    check_int("batch_size", batch_size, 1)
+    check_int("seed", seed, 0)
+    _check_images(images, deformation, block)
+    temperatures, T_attrs = _resolve_temperatures(images, deformation, temperatures, cut)
     names, depths = _resolve_layers(layers)
-    temperatures = _resolve_temperatures(images, deformation, temperatures)
+    probe = Probe(model, names)  # refuses unknown or repeated layers before any forward pass
     parameter = next(iter(model.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else images.dtype
     n_probes = len(images)
-    if n_probes < 2:
-        raise ValueError(f"images must hold at least 2 probes for the denominator, got {n_probes}")
 
     draws = _Draws(
         images.to(dtype=dtype),
@@ -115,7 +134,7 @@ def measure(
         generator=torch.Generator().manual_seed(seed),
     )
     stats = {name: _LayerStats(len(temperatures), n_probes, statistic) for name in names}
-    with torch.inference_mode(), evaluating(model), Probe(model, names) as probe:
+    with torch.inference_mode(), evaluating(model), probe:
         for start in range(0, n_probes, batch_size):
             batch = slice(start, min(start + batch_size, n_probes))
             x = images[batch].to(device=device, dtype=dtype)
@@ -139,46 +158,99 @@ def measure(
         "n_probes": n_probes,
         "batch_size": batch_size,
         "device": str(device),
+        **T_attrs,
     }
     return _dataset(
         names, depths, temperatures, stats, images.shape[-1], cut, deformation, settings
     )
 
 
+def _check_images(images, deformation: str, block) -> None:
+    """Probes the deformation applies to, at least 2 (the denominator compares pairs), finite."""
+    check_tensor("images", images, "P C ...")
+    if deformation == "diffeo" and (
+        images.ndim != 4 or images.shape[-1] != images.shape[-2] or images.shape[-1] < 2
+    ):
+        raise ValueError(
+            f"deformation='diffeo' needs square images (P, C, n, n) with n >= 2, got "
+            f"{tuple(images.shape)}; use deformation='pixel_move' for 1-D inputs"
+        )
+    if images.ndim not in (3, 4):
+        raise ValueError(
+            f"images must have shape (P, C, L) or (P, C, H, W), got {tuple(images.shape)}"
+        )
+    if block is not None:
+        check_int("block", block, 1)
+        if deformation != "pixel_move" or images.ndim != 3:
+            raise ValueError(
+                f"block only applies to deformation='pixel_move' on 1-D inputs (P, C, L), got "
+                f"deformation={deformation!r} and images of shape {tuple(images.shape)}"
+            )
+    if len(images) < 2:
+        raise ValueError(
+            f"images must hold at least 2 probes for the denominator, got {len(images)}"
+        )
+    check_finite("probes", images)
+
+
 def _resolve_layers(layers) -> tuple[list[str], list[int]]:
+    """Names and depths; names must be strings (distinct and known: :class:`Probe` checks)."""
     if layers is None:
         return [OUTPUT], [1]
     if isinstance(layers, str):
         raise TypeError(f"layers must be a list of names, not a string; did you mean [{layers!r}]?")
     if isinstance(layers, Mapping):
-        return list(layers), [int(depth) for depth in layers.values()]
-    names = list(layers)
+        names = list(layers)
+        depths = [check_int(f"depth of layer {name!r}", layers[name], 1) for name in names]
+    elif isinstance(layers, Sequence):
+        names = list(layers)
+        depths = list(range(1, len(names) + 1))
+    else:
+        raise TypeError(
+            f"layers must be a list of names or a mapping name -> depth, got {layers!r}"
+        )
     if not names:
         raise ValueError("layers must name at least one layer (or be None for the output)")
-    return names, list(range(1, len(names) + 1))
+    not_str = [name for name in names if not isinstance(name, str)]
+    if not_str:
+        raise TypeError(f"layer names must be strings, got {not_str}")
+    return names, depths
 
 
-def _resolve_temperatures(images, deformation, temperatures) -> list[float]:
+def _resolve_temperatures(images, deformation, temperatures, cut) -> tuple[list[float], dict]:
+    """The temperatures as floats, and the attributes recording those above ``T_max`` (with a
+    logged warning): such deformations fold the image, yet measuring them is allowed."""
     if deformation == "pixel_move":
         if temperatures is not None:
             raise ValueError(
                 "temperatures do not apply to deformation='pixel_move'; leave them None"
             )
-        return [math.nan]
-    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(
-            f"deformation='diffeo' needs square images (P, C, n, n), got {tuple(images.shape)}; "
-            f"use deformation='pixel_move' for 1-D inputs"
-        )
-    if temperatures is None or len(temperatures) == 0:
+        return [math.nan], {}
+    values = None
+    if temperatures is not None:
+        if not isinstance(temperatures, torch.Tensor):
+            temperatures = np.asarray(temperatures)  # a list: checked as one array
+        values = check_positive("temperatures", temperatures)
+    if values is None or values.size == 0:
         raise ValueError(
             "temperatures are required for deformation='diffeo', e.g. "
             "diffsens.diffeo.temperature_range(n, cut) gives (T_min, T_max)"
         )
-    values = [float(T) for T in temperatures]
-    if any(not (T >= 0 and math.isfinite(T)) for T in values):
-        raise ValueError(f"temperatures must be finite and >= 0, got {values}")
-    return values
+    if values.ndim != 1:
+        raise ValueError(f"temperatures must be a 1-D list, got {values.tolist()}")
+    n = images.shape[-1]
+    T_max = temperature_range(n, cut)[1]
+    above = [T for T in values.tolist() if T > T_max]
+    if above:
+        logger.warning(
+            "temperatures %s are above T_max = %.6g (n = %d, cut = %s), where the deformations "
+            "start to fold the images onto themselves",
+            above,
+            T_max,
+            n,
+            cut,
+        )
+    return values.tolist(), {"T_max": T_max, "above_T_max": above}
 
 
 class _Draws:
@@ -203,7 +275,8 @@ class _Draws:
         if self.moved is not None:
             return self.moved[batch].to(x.device)
         modes = self.modes[batch].to(x.device)
-        return warp(x, displacement_field(modes, x.shape[-1], self.temperatures[t]), self.interp)
+        field = displacement_field(modes, x.shape[-1], self.temperatures[t])
+        return _warp(x, field, self.interp)  # finite by construction: no check, no device sync
 
 
 def _add_perturbed(stats, t, batch, clean, name, features) -> None:

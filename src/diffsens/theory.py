@@ -8,7 +8,7 @@ model the depth dependence of D_k and G_k can be computed:
 * stride s = filter size F (non-overlapping): D_k ~ s^-k, G_k ~ s^(d k), R_k ~ s^-((1 + d) k).
 
 :func:`constant_filter_sensitivities` measures the model with the same estimator as any network,
-:func:`predicted_laws` states the laws for comparison.
+:func:`diffsens.laws.predicted_laws` states the laws for comparison.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from diffsens.fits import QUANTITIES, fit_law, predicted_laws
+from diffsens.fits import fit_law
+from diffsens.laws import QUANTITIES, predicted_laws
 from diffsens.models import build
 from diffsens.sensitivity import measure
 
 __all__ = [
-    "QUANTITIES",
     "constant_filter_sensitivities",
     "one_hot_inputs",
-    "predicted_laws",
     "propagate",
     "theory_networks",
 ]

@@ -1,24 +1,30 @@
 """Training with checkpoints, a per-epoch history, and exact resumption after a kill.
 
-``train(model_spec, data, config, out_dir)`` writes under ``out_dir``:
+``train(model_spec, data, config, out_dir, seed=...)`` writes under ``out_dir``:
 
 * ``checkpoints/{init,best,last}.pt`` and ``checkpoints/epoch_<N>.pt`` for each listed epoch:
-  self-describing (model spec, data shape, epoch, test error), reloaded by :func:`load_checkpoint`;
+  self-describing and checksummed (docs/formats.md), reloaded by :func:`load_checkpoint`;
 * ``history.nc``: train loss, train and test error, learning rate and time per epoch;
 * ``state/``: everything needed to continue (model, optimizer, scheduler, every random generator,
-  position inside the epoch, the checkpoints so far), saved atomically after every epoch and on
-  SIGTERM. ``checkpoints/`` holds hard links to the kept checkpoints, re-made on resume: a
-  workflow manager may delete its declared outputs after a failure, the state survives.
+  position inside the epoch) and its own copies of the checkpoints, saved atomically after every
+  epoch and on SIGTERM.
+
+The published checkpoints are independent copies: deleting or corrupting one never touches the
+state, and running again publishes them anew from it. The state is keyed by a fingerprint of
+everything that determines the run (the data's contents, the model spec, the training settings,
+the seed): a state made with anything else, or found corrupted, is discarded and training starts
+afresh, which the log says.
 
 Started again after a kill, a run resumes from its state and ends with the weights an
 uninterrupted run would have (bit for bit on CPU). SIGTERM (cluster preemption) saves the state
 at the next batch boundary and raises :class:`TrainingInterrupted`, so the job fails and a retry
-resumes. All randomness comes from generators seeded by ``config["seed"]``.
+resumes. All randomness comes from generators seeded by ``seed``.
 """
 
 from __future__ import annotations
 
-import json
+import filecmp
+import logging
 import math
 import os
 import shutil
@@ -32,130 +38,329 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from tqdm import tqdm
 
-from diffsens import models
-from diffsens._io import load_torch, save_torch, write_atomically, write_netcdf
 from diffsens.data import PreparedData, add_noise, random_crop_flip
+from diffsens.io import CorruptedFile, load_torch, save_torch, write_atomically, write_netcdf
+from diffsens.models import build_spec
+from diffsens.provenance import RunSettings, software
+from diffsens.runtime import describe_device, pick_device
+from diffsens.settings import SettingsError, canonical, resolve, training_conflicts
 
-__all__ = ["DEFAULTS", "TrainingInterrupted", "load_checkpoint", "resolve_config", "train"]
+__all__ = ["CHECKPOINT_FORMAT", "TrainingInterrupted", "load_checkpoint", "resolve_config", "train"]
 
-DEFAULTS: dict = {
-    "optimizer": "sgd",  # "sgd" (with momentum) or "adam"
-    "lr": 0.1,
-    "momentum": 0.9,  # sgd only
-    "weight_decay": 5e-4,
-    "decay_biases_and_norms": True,  # False: no weight decay on biases and normalisation weights
-    "scheduler": "cosine",  # "cosine" (to 0 over the epochs) or "none"
-    "epochs": 10,
-    "batch_size": 128,
-    "loss": "cross_entropy",  # or "hinge" (one output, labels +1/-1)
-    "augmentation": "none",  # or "crop_flip": random crop with padding 4 + horizontal flip
-    "training_noise": 0.0,  # norm of the Gaussian noise added to every training image
-    "l2_penalty": 0.0,  # l2 * sum of squared weights, added to the optimised loss
-    "stop_at_zero_loss": False,  # stop after an epoch whose mean data loss (no penalty) is 0
-    "seed": 0,
-    "device": "auto",  # "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
-    "mixed_precision": False,  # bfloat16 autocast on CUDA; ignored on CPU
-    "save_epochs": [],  # extra checkpoints epoch_<N>.pt
-    "eval_batch_size": 1000,
-}
-_CHOICES = {
-    "optimizer": ("sgd", "adam"),
-    "scheduler": ("cosine", "none"),
-    "loss": ("cross_entropy", "hinge"),
-    "augmentation": ("none", "crop_flip"),
-}
+CHECKPOINT_FORMAT = 1
+"""Version of the checkpoint layout described in docs/formats.md."""
 _CROP_PADDING = 4
+_HISTORY = ("epoch", "train_loss", "train_error", "test_error", "lr", "time")
+
+log = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(RuntimeError):
     """Training stopped on SIGTERM after saving its state; running it again resumes."""
 
 
-def resolve_config(config: dict) -> dict:
-    """Fill in defaults and check every key and value, naming what is wrong."""
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {unknown}; valid: {sorted(DEFAULTS)}")
-    cfg = {**DEFAULTS, **config}
-    for key, choices in _CHOICES.items():
-        if cfg[key] not in choices:
-            raise ValueError(
-                f"training setting {key!r} must be one of {list(choices)}, got {cfg[key]!r}"
-            )
-    for key, low in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("seed", 0)):
-        value = cfg[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"training setting {key!r} must be an integer >= {low}, got {value!r}")
-    for key in ("lr", "momentum", "weight_decay", "training_noise", "l2_penalty"):
-        value = cfg[key]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not value >= 0
-            or not math.isfinite(value)
-        ):
-            raise ValueError(
-                f"training setting {key!r} must be a finite number >= 0, got {value!r}"
-            )
-    if cfg["lr"] == 0:
-        raise ValueError("training setting 'lr' must be > 0")
-    for key in ("decay_biases_and_norms", "stop_at_zero_loss", "mixed_precision"):
-        if not isinstance(cfg[key], bool):
-            raise ValueError(f"training setting {key!r} must be true or false, got {cfg[key]!r}")
-    epochs = cfg["save_epochs"]
-    if not isinstance(epochs, list | tuple) or any(
-        not isinstance(e, int) or not 0 < e <= cfg["epochs"] for e in epochs
-    ):
-        raise ValueError(f"'save_epochs' must list epochs in 1..{cfg['epochs']}, got {epochs!r}")
-    cfg["save_epochs"] = sorted(set(epochs))
-    device = cfg["device"]
-    if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
-        raise ValueError(
-            f"training setting 'device' must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}"
-        )
-    return cfg
+def resolve_config(config: dict | None = None) -> dict:
+    """The training settings with the schema's defaults filled in; every value checked."""
+    return resolve("training", config)
 
 
-def pick_device(name: str) -> torch.device:
-    """CUDA when asked or (``"auto"``) available, else CPU; asking for absent CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for, but CUDA is not available here")
-    return device
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def build_model(model_spec: dict, data_shape: dict) -> nn.Module:
-    """Build ``model_spec = {"name": ..., **options}`` for data of ``data_shape``."""
-    if "name" not in model_spec:
-        raise ValueError(f"the model spec needs a 'name', got {model_spec!r}")
-    options = {k: v for k, v in model_spec.items() if k != "name"}
-    return models.build(model_spec["name"], **data_shape, **options)
-
-
-def _data_shape(data: PreparedData) -> dict:
-    return {
-        "in_channels": data.in_channels,
-        "num_classes": data.num_classes,
-        "input_size": data.input_size,
-    }
+def train(
+    model_spec: dict, data: PreparedData, config: dict, out_dir: str | os.PathLike, *, seed: int = 0
+) -> xr.Dataset:
+    """Train ``model_spec`` on ``data`` with ``config`` (the ``training`` settings); resume if
+    a state of this very run exists. Returns the history (also written to ``history.nc``)."""
+    cfg = resolve_config(config)
+    problems = [f"{key}: {problem}" for key, problem in training_conflicts(cfg, data.shape)]
+    if problems:
+        raise SettingsError(problems)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    run = _Run(model_spec, data, cfg, seed, Path(out_dir))
+    if not run.restore():
+        run.begin()
+    if not run.finished:
+        run.fit()
+    run.publish()
+    return run.history_dataset()
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Rebuild the model stored in a checkpoint; returns ``(model, checkpoint_dict)``."""
     checkpoint = load_torch(path, "checkpoint")
-    model = build_model(checkpoint["model_spec"], checkpoint["data_shape"])
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptedFile(
+            path,
+            "checkpoint",
+            f"has format {checkpoint.get('format')!r}, not {CHECKPOINT_FORMAT} (docs/formats.md)",
+        )
+    model = build_spec(checkpoint["model"], **checkpoint["data_shape"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval(), checkpoint
+
+
+class _Run:
+    """One training run: the model and everything that moves it, with its files on disk."""
+
+    def __init__(self, model_spec: dict, data: PreparedData, cfg: dict, seed: int, out: Path):
+        self.cfg, self.seed, self.out = cfg, seed, out
+        self.state_dir = out / "state"
+        self.device = pick_device(cfg["device"])
+        shape = data.shape
+        self.data_shape = {
+            "in_channels": shape.in_channels,
+            "num_classes": shape.num_classes,
+            "input_size": shape.input_size,
+        }
+        dataset = data.describe()
+        # Everything that determines the run; a saved state with another identity is not resumed.
+        self.identity = canonical(
+            {"data": dataset["fingerprint"], "model": model_spec, "training": cfg, "seed": seed}
+        )
+        torch.manual_seed(seed)
+        self.model = build_spec(model_spec, **self.data_shape).to(self.device)
+        self.optimizer = _optimizer(self.model, cfg)
+        self.scheduler = _scheduler(self.optimizer, cfg)
+        self.order = torch.Generator().manual_seed(seed)
+        self.draws = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.history = {key: [] for key in _HISTORY}
+        self.best = {"error": math.inf, "epoch": -1}
+        self.epoch = 0  # last epoch finished, or the one under way when ``position`` is set
+        self.position = None  # inside an interrupted epoch: permutation, next batch, sums
+        self.kept: list[str] = []
+        self.finished = False
+        self.description = {
+            "format": CHECKPOINT_FORMAT,
+            "model": canonical(model_spec),
+            "data_shape": self.data_shape,
+            "dataset": dataset,
+            "training": cfg,
+            "seed": seed,
+            "device": describe_device(self.device),
+        }
+        self.train_x = _place(data.train_images, self.device)
+        self.train_y = _place(data.train_labels, self.device)
+        self.test_x = _place(data.test_images, self.device)
+        self.test_y = _place(data.test_labels, self.device)
+        self.fill = torch.tensor(data.fill, device=self.device)
+        parameters = sum(p.numel() for p in self.model.parameters())
+        log.info(
+            "%s (%s parameters) on %s (%d train, %d test), %s, seed %d, into %s",
+            model_spec,
+            f"{parameters:,}",
+            data.name,
+            shape.n_train,
+            shape.n_test,
+            self.description["device"],
+            seed,
+            out,
+        )
+
+    # -- restoring -----------------------------------------------------------------------------
+    def restore(self) -> bool:
+        """Continue from the saved state if it belongs to this very run; False to start afresh."""
+        path = self.state_dir / "state.pt"
+        if not path.exists():
+            return False
+        try:
+            state = load_torch(path, "training state")
+            for name in state["kept"]:  # the copies to publish must be sound too
+                load_torch(self._kept(name), "kept checkpoint")
+        except (CorruptedFile, FileNotFoundError) as error:
+            return self._discard(f"{error}")
+        if state["identity"] != self.identity:
+            changed = [k for k in self.identity if state["identity"].get(k) != self.identity[k]]
+            return self._discard(f"it was made with another {' and '.join(changed)}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.order.set_state(state["rng"]["order"])
+        self.draws.set_state(state["rng"]["draws"])
+        for key in ("best", "history", "position", "epoch", "kept", "finished"):
+            setattr(self, key, state[key])
+        log.info(
+            "resuming from %s: %s",
+            path,
+            "finished" if self.finished else f"epoch {self.epoch} of {self.cfg['epochs']}",
+        )
+        return True
+
+    def _discard(self, why: str) -> bool:
+        """Forget the saved state and what was published from it; training starts afresh."""
+        log.warning("not resuming from %s: %s; starting afresh", self.state_dir, why)
+        for stale in (self.state_dir, self.out / "checkpoints"):
+            shutil.rmtree(stale, ignore_errors=True)
+        (self.out / "history.nc").unlink(missing_ok=True)
+        return False
+
+    # -- the epoch loop ------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Checkpoint the initial net (epoch 0) and save the first state."""
+        init_error = evaluate(self.model, self.test_x, self.test_y, self.cfg, self.device)
+        self._checkpoint("init", 0, init_error)
+        self._record(0, math.nan, math.nan, init_error, self.cfg["lr"], 0.0)
+        self._save_state()
+        log.info("epoch 0: test error %.4f (initialisation)", init_error)
+
+    def fit(self) -> None:
+        """Run the remaining epochs; SIGTERM saves the state and raises TrainingInterrupted."""
+        first = self.epoch if self.position is not None else self.epoch + 1
+        started = time.perf_counter()
+        with _sigterm_flag() as stop:
+            for epoch in range(first, self.cfg["epochs"] + 1):
+                self.epoch = epoch
+                train_loss, train_error, lr, seconds = self._train_epoch(stop)
+                test_error = evaluate(self.model, self.test_x, self.test_y, self.cfg, self.device)
+                self._record(epoch, train_loss, train_error, test_error, lr, seconds)
+                self._end_epoch(epoch, train_loss, test_error)
+                remaining = (time.perf_counter() - started) / (epoch - first + 1)
+                log.info(
+                    "epoch %d/%d: loss %.4g, train error %.4f, test error %.4f, lr %.3g, "
+                    "%.1f s, about %.0f s left",
+                    epoch,
+                    self.cfg["epochs"],
+                    train_loss,
+                    train_error,
+                    test_error,
+                    lr,
+                    seconds,
+                    remaining * (self.cfg["epochs"] - epoch),
+                )
+                if self.finished:
+                    break
+        why = "zero training loss" if self.epoch < self.cfg["epochs"] else "last epoch"
+        log.info(
+            "finished after epoch %d (%s); best test error %.4f at epoch %d",
+            self.epoch,
+            why,
+            self.best["error"],
+            self.best["epoch"],
+        )
+
+    def _train_epoch(self, stop: threading.Event) -> tuple[float, float, float, float]:
+        """One pass over the training set (from where an interrupted pass stopped)."""
+        cfg, device, n = self.cfg, self.device, len(self.train_x)
+        start = time.perf_counter()
+        if self.position is None:
+            permutation = torch.randperm(n, generator=self.order)
+            self.position = {"permutation": permutation, "batch": 0, "loss": 0.0, "errors": 0}
+        batches = self.position["permutation"].split(cfg["batch_size"])
+        loss_sum = torch.tensor(self.position["loss"], dtype=torch.float64, device=device)
+        error_sum = torch.tensor(self.position["errors"], device=device)
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if cfg["mixed_precision"] and device.type == "cuda"
+            else nullcontext()
+        )
+        self.model.train()
+        for b in range(self.position["batch"], len(batches)):
+            index = batches[b].to(self.train_x.device)
+            x = self.train_x[index].to(device, non_blocking=True)
+            y = self.train_y[index].to(device, non_blocking=True)
+            if cfg["augmentation"] == "crop_flip":
+                x = random_crop_flip(x, _CROP_PADDING, self.fill, self.draws)
+            x = add_noise(x, cfg["training_noise"], self.draws)
+            with autocast:
+                output = self.model(x)
+            data_loss, errors = _loss_and_errors(output, y, cfg["loss"])
+            loss = data_loss
+            if cfg["l2_penalty"]:
+                penalty = sum(p.square().sum() for p in self.model.parameters())
+                loss = loss + cfg["l2_penalty"] * penalty
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at epoch {self.epoch}, batch {b + 1}; "
+                    f"lower the learning rate (lr={cfg['lr']}) or check the data"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += data_loss.detach() * len(index)
+            error_sum += errors
+            if stop.is_set():
+                self._interrupt(b + 1, loss_sum, error_sum)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        self.position = None
+        return float(loss_sum) / n, int(error_sum) / n, lr, time.perf_counter() - start
+
+    def _end_epoch(self, epoch: int, train_loss: float, test_error: float) -> None:
+        if test_error < self.best["error"]:
+            self.best = {"error": test_error, "epoch": epoch}
+            self._checkpoint("best", epoch, test_error)
+        if epoch in self.cfg["save_epochs"]:
+            self._checkpoint(f"epoch_{epoch}", epoch, test_error)
+        self._checkpoint("last", epoch, test_error)
+        self.finished = epoch == self.cfg["epochs"] or (
+            self.cfg["stop_at_zero_loss"] and train_loss == 0
+        )
+        self._save_state()
+
+    def _record(self, *row) -> None:
+        for key, value in zip(self.history, row, strict=True):
+            self.history[key].append(value)
+
+    # -- interruption --------------------------------------------------------------------------
+    def _interrupt(self, next_batch: int, loss_sum, error_sum) -> None:
+        self.position.update(batch=next_batch, loss=float(loss_sum), errors=int(error_sum))
+        self._save_state()
+        raise TrainingInterrupted(
+            f"SIGTERM at epoch {self.epoch}, batch {next_batch}: state saved to "
+            f"{self.state_dir / 'state.pt'}; run again to resume"
+        )
+
+    def _save_state(self) -> None:
+        save_torch(
+            {
+                "identity": self.identity,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+                    "order": self.order.get_state(),
+                    "draws": self.draws.get_state(),
+                },
+                "epoch": self.epoch,
+                "best": self.best,
+                "history": self.history,
+                "position": self.position,
+                "kept": self.kept,
+                "finished": self.finished,
+            },
+            self.state_dir / "state.pt",
+        )
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _kept(self, name: str) -> Path:
+        return self.state_dir / "checkpoints" / f"{name}.pt"
+
+    def _checkpoint(self, name: str, epoch: int, test_error: float) -> None:
+        """Keep a checkpoint in the state (published with the others by :meth:`publish`)."""
+        payload = {
+            **self.description,
+            "state_dict": self.model.state_dict(),
+            "epoch": epoch,
+            "test_error": test_error,
+        }
+        save_torch(payload, self._kept(name))
+        self.kept = [*dict.fromkeys([*self.kept, name])]
+
+    def publish(self) -> None:
+        """Copy every kept checkpoint out of the state (where missing or different)."""
+        folder = self.out / "checkpoints"
+        for name in self.kept:
+            kept, published = self._kept(name), folder / f"{name}.pt"
+            if not (published.exists() and filecmp.cmp(kept, published, shallow=False)):
+                write_atomically(published, lambda partial, k=kept: shutil.copyfile(k, partial))
+        log.info("wrote %s (%s) and %s", folder, ", ".join(self.kept), self.out / "history.nc")
+
+    def history_dataset(self) -> xr.Dataset:
+        return _history_dataset(self.history, self.best, self.description, self.out)
 
 
 def _optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
@@ -222,210 +427,7 @@ def _sigterm_flag():
         signal.signal(signal.SIGTERM, previous)
 
 
-def train(
-    model_spec: dict,
-    data: PreparedData,
-    config: dict,
-    out_dir: str | os.PathLike,
-    *,
-    restart_on_change: bool = False,
-) -> xr.Dataset:
-    """Train ``model_spec`` on ``data`` with ``config`` (see :data:`DEFAULTS`); resume if possible.
-
-    A saved state made with other settings (model, data or config) is an error, or, with
-    ``restart_on_change``, discarded so that training starts over. Returns the history (also
-    written to ``out_dir/history.nc``).
-    """
-    cfg = resolve_config(config)
-    if cfg["loss"] == "hinge" and data.num_classes != 1:
-        raise ValueError(
-            f"loss 'hinge' needs +1/-1 labels (one output); "
-            f"{data.name!r} has {data.num_classes} classes"
-        )
-    if cfg["loss"] == "cross_entropy" and data.num_classes == 1:
-        raise ValueError(f"{data.name!r} has +1/-1 labels: use loss 'hinge'")
-    if cfg["augmentation"] == "crop_flip" and data.train_images.ndim != 4:
-        raise ValueError("augmentation 'crop_flip' needs 2-D images (N, C, H, W)")
-    out = Path(out_dir)
-    state_path = out / "state" / "state.pt"
-    kept = out / "state" / "checkpoints"
-    device = pick_device(cfg["device"])
-    data_shape = _data_shape(data)
-
-    torch.manual_seed(cfg["seed"])
-    model = build_model(model_spec, data_shape).to(device)
-    optimizer = _optimizer(model, cfg)
-    scheduler = _scheduler(optimizer, cfg)
-    order = torch.Generator().manual_seed(cfg["seed"])
-    draws = torch.Generator(device=device).manual_seed(cfg["seed"] + 1)
-    history = {
-        key: [] for key in ("epoch", "train_loss", "train_error", "test_error", "lr", "time")
-    }
-    best = {"error": math.inf, "epoch": -1}
-    position = None  # inside an interrupted epoch: permutation, next batch, running sums
-
-    meta = {
-        "model_spec": dict(model_spec),
-        "data_shape": data_shape,
-        "dataset": data.name,
-        "config": cfg,
-        "device": describe_device(device),
-    }
-
-    def checkpoint(name: str, epoch: int, test_error: float) -> None:
-        payload = {
-            **meta,
-            "state_dict": model.state_dict(),
-            "epoch": epoch,
-            "test_error": test_error,
-        }
-        _publish(save_torch(payload, kept / f"{name}.pt"), out / "checkpoints")
-
-    def save_state(epoch: int, finished: bool = False) -> None:
-        save_torch(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-                    "order": order.get_state(),
-                    "draws": draws.get_state(),
-                },
-                "epoch": epoch,
-                "best": best,
-                "history": history,
-                "position": position,
-                "finished": finished,
-                "settings": settings,
-            },
-            state_path,
-        )
-
-    train_x, train_y = _place(data.train_images, device), _place(data.train_labels, device)
-    test_x, test_y = _place(data.test_images, device), _place(data.test_labels, device)
-    fill = torch.tensor(data.fill, device=device)
-
-    settings = {"config": cfg, "model_spec": dict(model_spec), "data": data.name, **data_shape}
-    state = load_torch(state_path, "training state") if state_path.exists() else None
-    if state is not None and state.get("settings") != settings:
-        if not restart_on_change:
-            raise ValueError(
-                f"{state_path} was saved with other training settings; delete {out / 'state'} "
-                "to start over"
-            )
-        shutil.rmtree(out / "state")
-        state = None
-    if state is not None:
-        for path in sorted(kept.glob("*.pt")):
-            _publish(path, out / "checkpoints")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        order.set_state(state["rng"]["order"])
-        draws.set_state(state["rng"]["draws"])
-        best, history, position = state["best"], state["history"], state["position"]
-        first_epoch = state["epoch"] + 1 if position is None else state["epoch"]
-        if state["finished"]:
-            return _history_dataset(history, best, meta, out)
-    else:
-        init_error = evaluate(model, test_x, test_y, cfg, device)
-        checkpoint("init", 0, init_error)
-        for key, value in zip(
-            history, (0, math.nan, math.nan, init_error, cfg["lr"], 0.0), strict=True
-        ):
-            history[key].append(value)
-        save_state(0)
-        first_epoch = 1
-
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if cfg["mixed_precision"] and device.type == "cuda"
-        else nullcontext()
-    )
-    n = len(train_x)
-    bar = tqdm(range(first_epoch, cfg["epochs"] + 1), desc="train", unit="epoch", mininterval=5)
-    with _sigterm_flag() as stop:
-        for epoch in bar:
-            start = time.perf_counter()
-            if position is None:
-                permutation = torch.randperm(n, generator=order)
-                position = {"permutation": permutation, "batch": 0, "loss": 0.0, "errors": 0}
-            batches = position["permutation"].split(cfg["batch_size"])
-            loss_sum = torch.tensor(position["loss"], dtype=torch.float64, device=device)
-            error_sum = torch.tensor(position["errors"], device=device)
-            model.train()
-            for b in range(position["batch"], len(batches)):
-                index = batches[b].to(train_x.device)
-                x = train_x[index].to(device, non_blocking=True)
-                y = train_y[index].to(device, non_blocking=True)
-                if cfg["augmentation"] == "crop_flip":
-                    x = random_crop_flip(x, _CROP_PADDING, fill, draws)
-                x = add_noise(x, cfg["training_noise"], draws)
-                with autocast:
-                    output = model(x)
-                data_loss, errors = _loss_and_errors(output, y, cfg["loss"])
-                loss = data_loss
-                if cfg["l2_penalty"]:
-                    loss = loss + cfg["l2_penalty"] * sum(
-                        p.square().sum() for p in model.parameters()
-                    )
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training loss became {loss.item()} at epoch {epoch}, batch {b + 1}; "
-                        f"lower the learning rate (lr={cfg['lr']}) or check the data"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += data_loss.detach() * len(index)
-                error_sum += errors
-                if stop.is_set():
-                    position.update(batch=b + 1, loss=float(loss_sum), errors=int(error_sum))
-                    save_state(epoch)
-                    raise TrainingInterrupted(
-                        f"SIGTERM at epoch {epoch}, batch {b + 1}: state saved to {state_path}; "
-                        "run again to resume"
-                    )
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            position = None
-            train_loss = float(loss_sum) / n
-            test_error = evaluate(model, test_x, test_y, cfg, device)
-            row = (epoch, train_loss, int(error_sum) / n, test_error, lr)
-            for key, value in zip(history, (*row, time.perf_counter() - start), strict=True):
-                history[key].append(value)
-            if test_error < best["error"]:
-                best = {"error": test_error, "epoch": epoch}
-                checkpoint("best", epoch, test_error)
-            if epoch in cfg["save_epochs"]:
-                checkpoint(f"epoch_{epoch}", epoch, test_error)
-            checkpoint("last", epoch, test_error)
-            done = epoch == cfg["epochs"] or (cfg["stop_at_zero_loss"] and train_loss == 0)
-            save_state(epoch, finished=done)
-            bar.set_postfix(loss=f"{train_loss:.4g}", test_error=f"{test_error:.4f}", refresh=False)
-            if done:
-                break
-    return _history_dataset(history, best, meta, out)
-
-
-def _publish(path: Path, folder: Path) -> None:
-    """Hard-link (or copy, across file systems) a kept checkpoint into ``folder``, atomically."""
-
-    def link(partial: Path) -> None:
-        try:
-            os.link(path, partial)
-        except OSError:
-            shutil.copyfile(path, partial)
-
-    write_atomically(folder / path.name, link)
-
-
-def _history_dataset(history: dict, best: dict, meta: dict, out: Path) -> xr.Dataset:
+def _history_dataset(history: dict, best: dict, description: dict, out: Path) -> xr.Dataset:
     epochs = np.asarray(history["epoch"], dtype=np.int64)
     units = {"train_loss": "1", "train_error": "1", "test_error": "1", "lr": "1", "time": "s"}
     names = {
@@ -446,10 +448,10 @@ def _history_dataset(history: dict, best: dict, meta: dict, out: Path) -> xr.Dat
         },
         coords={"epoch": epochs},
         attrs={
-            "model_spec": json.dumps(meta["model_spec"]),
-            "dataset": meta["dataset"],
-            "config": json.dumps(meta["config"]),
-            "device": meta["device"],
+            **RunSettings.from_checkpoint(description).to_attrs(),
+            **software(),
+            "seed": description["seed"],
+            "device": description["device"],
             "best_epoch": best["epoch"],
             "best_test_error": best["error"],
         },

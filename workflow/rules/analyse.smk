@@ -53,6 +53,6 @@ rule theory:
     conda:
         "../../environment.yml"
     params:
-        settings=lambda wildcards: THEORY,
+        settings=lambda wildcards: CONFIG.theory,
     script:
         "../../scripts/theory.py"

@@ -8,6 +8,6 @@ rule prepare_data:
     conda:
         "../../environment.yml"
     params:
-        settings=lambda wildcards: dataset_settings(wildcards.dataset),
+        settings=lambda wildcards: CONFIG.datasets[wildcards.dataset],
     script:
         "../../scripts/prepare_data.py"

@@ -6,7 +6,15 @@ scale-detection tasks, the noisy-training transform, and a cache file per prepar
 repeat the preparation.
 """
 
-from diffsens.data.prepared import DATASETS, PreparedData, prepare, probe_set
+from diffsens.data.prepared import (
+    DATASETS,
+    DataShape,
+    PreparedData,
+    Source,
+    data_shape,
+    prepare,
+    probe_set,
+)
 from diffsens.data.scale_detection import scale_detection_1d, scale_detection_2d
 from diffsens.data.sources import (
     DatasetUnavailable,
@@ -20,10 +28,13 @@ from diffsens.data.transforms import NORMALISATION, add_noise, random_crop_flip
 __all__ = [
     "DATASETS",
     "NORMALISATION",
+    "DataShape",
     "DatasetUnavailable",
     "PreparedData",
+    "Source",
     "add_noise",
     "cifar10",
+    "data_shape",
     "fashion_mnist",
     "mnist",
     "mnist5k",

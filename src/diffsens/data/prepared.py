@@ -1,18 +1,41 @@
-"""A prepared dataset: normalised float32 tensors plus what training needs to know, in one file."""
+"""A prepared dataset: normalised float32 tensors plus what training needs to know, in one file.
+
+Each source is declared once in :data:`DATASETS` with its loader and its shape: the shape
+(:class:`DataShape`) follows from the settings alone, so a config can be checked against the
+networks and the measurement before anything is downloaded or generated.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from diffsens._io import load_torch, save_torch
 from diffsens.data import scale_detection, sources
 from diffsens.data.transforms import NORMALISATION, add_noise, normalise
+from diffsens.io import digest, load_torch, save_torch
+from diffsens.settings import dataset_group, resolve
 
-__all__ = ["DATASETS", "PreparedData", "prepare", "probe_set"]
+__all__ = ["DATASETS", "DataShape", "PreparedData", "Source", "data_shape", "prepare", "probe_set"]
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What networks and measurements need to know of a dataset, without its contents.
+
+    ``dims`` is 2 for images ``(N, C, n, n)``, 1 for signals ``(N, C, n)``; ``num_classes`` is 1
+    for +1/-1 labels (hinge loss).
+    """
+
+    dims: int
+    in_channels: int
+    input_size: int
+    num_classes: int
+    n_train: int
+    n_test: int
 
 
 @dataclass(frozen=True)
@@ -41,15 +64,45 @@ class PreparedData:
     def input_size(self) -> int:
         return self.train_images.shape[-1]
 
+    @property
+    def shape(self) -> DataShape:
+        return DataShape(
+            dims=self.train_images.ndim - 2,
+            in_channels=self.in_channels,
+            input_size=self.input_size,
+            num_classes=self.num_classes,
+            n_train=len(self.train_images),
+            n_test=len(self.test_images),
+        )
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the contents (images, labels, classes, fill): any change of the data changes
+        it; where they were read from (``settings`` such as ``root``) does not."""
+        contents = self._fields()
+        del contents["settings"]
+        return digest(contents)
+
+    def describe(self) -> dict:
+        """Name, settings and fingerprint: what checkpoints and cubes record of their data."""
+        return {
+            "name": self.name,
+            "settings": dict(self.settings),
+            "fingerprint": self.fingerprint(),
+        }
+
+    def _fields(self) -> dict:
+        """The fields by name, uncopied (``dataclasses.asdict`` would deep-copy the tensors)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically (temporary file, then rename)."""
-        return save_torch(asdict(self), path)
+        """Write atomically, with a checksum verified by :meth:`load`."""
+        return save_torch(self._fields(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PreparedData:
-        fields = load_torch(path, "prepared dataset")
+        saved = load_torch(path, "prepared dataset")
         try:
-            return cls(**fields)
+            return cls(**saved)
         except TypeError as error:
             raise ValueError(
                 f"prepared dataset {os.fspath(path)!r} has unexpected fields"
@@ -78,21 +131,22 @@ def _synthetic(name: str, splits, settings: dict) -> PreparedData:
     return PreparedData(name, train_x, train_y, test_x, test_y, 1, (0.0,), settings)
 
 
-def _cifar10(root: str = "data", download: bool = True, verify: bool = True) -> PreparedData:
-    settings = {"root": os.fspath(root)}
+def _cifar10(root: str, download: bool, verify: bool) -> PreparedData:
+    settings = {"root": os.fspath(root), "download": download, "verify": verify}
     return _images("cifar10", sources.cifar10(root, download=download, verify=verify), settings)
 
 
-def _mnist(root: str = "data", download: bool = True) -> PreparedData:
-    return _images("mnist", sources.mnist(root, download=download), {"root": os.fspath(root)})
+def _mnist(root: str, download: bool) -> PreparedData:
+    settings = {"root": os.fspath(root), "download": download}
+    return _images("mnist", sources.mnist(root, download=download), settings)
 
 
-def _fashion_mnist(root: str = "data", download: bool = True) -> PreparedData:
+def _fashion_mnist(root: str, download: bool) -> PreparedData:
     splits = sources.fashion_mnist(root, download=download)
-    return _images("fashion_mnist", splits, {"root": os.fspath(root)})
+    return _images("fashion_mnist", splits, {"root": os.fspath(root), "download": download})
 
 
-def _mnist5k(n_test: int = 1000, seed: int = 0) -> PreparedData:
+def _mnist5k(n_test: int, seed: int) -> PreparedData:
     splits = sources.mnist5k(n_test=n_test, seed=seed)
     return _images("mnist5k", splits, {"n_test": n_test, "seed": seed}, statistics="mnist")
 
@@ -109,26 +163,64 @@ def _scale_detection_1d(**settings) -> PreparedData:
     )
 
 
+def _torchvision_shape(channels: int, size: int, n_train: int, n_test: int):
+    return lambda **settings: DataShape(2, channels, size, 10, n_train, n_test)
+
+
+def _mnist5k_shape(**settings) -> DataShape:
+    sources.check_mnist5k(**settings)
+    n_test = settings["n_test"]
+    return DataShape(2, 1, 28, 10, sources.MNIST5K_SIZE - n_test, n_test)
+
+
+def _scale_detection_2d_shape(**settings) -> DataShape:
+    scale_detection.check_2d(**settings)
+    return DataShape(2, 1, settings["size"], 1, settings["n_train"], settings["n_test"])
+
+
+def _scale_detection_1d_shape(**settings) -> DataShape:
+    scale_detection.check_1d(**settings)
+    return DataShape(1, 1, settings["length"], 1, settings["n_train"], settings["n_test"])
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset source: ``load(**settings)`` makes the data, ``shape(**settings)`` checks the
+    settings and says what ``load`` will make, without making it."""
+
+    load: Callable[..., PreparedData]
+    shape: Callable[..., DataShape]
+
+
 DATASETS = {
-    "cifar10": _cifar10,
-    "mnist": _mnist,
-    "fashion_mnist": _fashion_mnist,
-    "mnist5k": _mnist5k,
-    "scale_detection_2d": _scale_detection_2d,
-    "scale_detection_1d": _scale_detection_1d,
+    "cifar10": Source(_cifar10, _torchvision_shape(3, 32, 50_000, 10_000)),
+    "mnist": Source(_mnist, _torchvision_shape(1, 28, 60_000, 10_000)),
+    "fashion_mnist": Source(_fashion_mnist, _torchvision_shape(1, 28, 60_000, 10_000)),
+    "mnist5k": Source(_mnist5k, _mnist5k_shape),
+    "scale_detection_2d": Source(_scale_detection_2d, _scale_detection_2d_shape),
+    "scale_detection_1d": Source(_scale_detection_1d, _scale_detection_1d_shape),
 }
 
 
-def prepare(name: str, **settings) -> PreparedData:
-    """Load or generate dataset ``name`` with its ``settings`` (see each loader's arguments)."""
+def _resolved(name: str, settings: dict) -> tuple[Source, dict]:
+    """The source and its complete settings (schema defaults filled in, every value checked)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
-    try:
-        return DATASETS[name](**settings)
-    except TypeError as error:
-        if "unexpected keyword" in str(error):
-            raise TypeError(f"dataset {name!r}: {error}") from error
-        raise
+    complete = resolve(dataset_group(name), {"source": name, **settings}, where=f"dataset {name}")
+    del complete["source"]
+    return DATASETS[name], complete
+
+
+def data_shape(name: str, **settings) -> DataShape:
+    """The shape dataset ``name`` will have with ``settings``, which are checked; loads nothing."""
+    source, complete = _resolved(name, settings)
+    return source.shape(**complete)
+
+
+def prepare(name: str, **settings) -> PreparedData:
+    """Load or generate dataset ``name``; ``settings`` not given take the schema's defaults."""
+    source, complete = _resolved(name, settings)
+    return source.load(**complete)
 
 
 def probe_set(

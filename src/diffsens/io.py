@@ -1,0 +1,237 @@
+"""Reading and writing every file diffsens makes: checked torch files, NetCDF, tables.
+
+* Every write is atomic: a file appears under its final name complete, or not at all, so a
+  reader (or a workflow manager deciding what to rerun) never takes a half-written file for a
+  result. A full disk is reported as such, with the path.
+* Every torch file (checkpoint, training state, prepared dataset) carries a SHA-256 checksum of
+  its contents, verified on load: a corrupted file is refused by name, never half-used.
+* NetCDF files are read into memory and closed; a truncated or foreign file is refused by name.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "CHECKSUM",
+    "CUBE_VARIABLES",
+    "CorruptedFile",
+    "digest",
+    "load_torch",
+    "markdown",
+    "open_cubes",
+    "open_netcdf",
+    "open_netcdfs",
+    "save_torch",
+    "write_atomically",
+    "write_netcdf",
+    "write_table",
+]
+
+CUBE_VARIABLES = ("D", "G", "R", "num_D", "num_G", "den", "test_error")
+"""What every cube holds (docs/formats.md); a file without them is not a cube."""
+
+CHECKSUM = "sha256"
+"""Key of a saved dict that holds the digest of everything else in it."""
+
+
+class CorruptedFile(ValueError):
+    """A file exists but cannot be used: truncated, corrupted, or not what was expected."""
+
+    def __init__(self, path: str | os.PathLike, what: str, problem: str):
+        self.path = Path(path)
+        super().__init__(
+            f"{what} {os.fspath(path)!r} {problem}; delete it and run again what wrote it"
+        )
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Call ``write(temporary_path)`` in the target's directory, then rename onto ``path``.
+
+    A killed writer leaves at most a hidden ``.partial`` file, never a truncated ``path``; a
+    failing writer leaves an existing ``path`` untouched. A full disk raises ``OSError(ENOSPC)``
+    naming ``path`` and the space left, whatever error the writer made of it (NetCDF and torch
+    report it as their own errors).
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(partial)
+        os.replace(partial, path)
+    except BaseException as error:
+        full = _disk_full(path.parent, error)  # asked while the partial file holds its space
+        partial.unlink(missing_ok=True)
+        if full is None:
+            raise
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left on the device while writing {os.fspath(path)!r} ({full:,} bytes "
+            "free there); free some space (or point the results elsewhere) and run again",
+        ) from error
+    return path
+
+
+_NEARLY_FULL = 1 << 20
+"""Free bytes below which a failed write is put down to a full disk."""
+
+
+def _disk_full(folder: Path, error: BaseException) -> int | None:
+    """The free bytes where ``folder`` lies if ``error`` came from a full disk, else None."""
+    if not isinstance(error, Exception):  # KeyboardInterrupt and the like
+        return None
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if getattr(error, "errno", None) == errno.ENOSPC or free < _NEARLY_FULL:
+        return free
+    return None
+
+
+def digest(obj) -> str:
+    """SHA-256 of a nest of dicts, lists, tensors, arrays and plain values, by content."""
+    sha = hashlib.sha256()
+    _feed(sha, obj)
+    return sha.hexdigest()
+
+
+def _feed(sha, obj) -> None:
+    import torch  # here, not at the top: readers of NetCDF files need not load torch
+
+    if isinstance(obj, torch.Tensor):
+        tensor = obj.detach().cpu().contiguous()
+        sha.update(f"tensor {tensor.dtype} {tuple(tensor.shape)}:".encode())
+        sha.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, np.ndarray):
+        array = np.ascontiguousarray(obj)
+        sha.update(f"array {array.dtype} {array.shape}:".encode())
+        sha.update(array.tobytes())
+    elif isinstance(obj, dict):
+        sha.update(b"{")
+        for key in sorted(obj, key=repr):
+            _feed(sha, key)
+            _feed(sha, obj[key])
+        sha.update(b"}")
+    elif isinstance(obj, list | tuple):
+        sha.update(b"[")
+        for item in obj:
+            _feed(sha, item)
+        sha.update(b"]")
+    else:
+        sha.update(f"{type(obj).__name__} {obj!r};".encode())
+
+
+def save_torch(obj: dict, path: str | os.PathLike) -> Path:
+    """``torch.save`` of ``obj`` plus its checksum, through :func:`write_atomically`."""
+    import torch
+
+    payload = {**obj, CHECKSUM: digest(obj)}
+    return write_atomically(path, lambda partial: torch.save(payload, partial))
+
+
+def load_torch(path: str | os.PathLike, what: str, *, checked: bool = True) -> dict:
+    """Load a file of :func:`save_torch` (plain tensors and containers), checksum verified.
+
+    ``checked=False`` also accepts a file without a checksum (one written by other tools).
+    Errors name the file: missing (``FileNotFoundError``), unreadable or corrupted
+    (:class:`CorruptedFile`).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {os.fspath(path)!r} does not exist")
+    try:
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:
+        raise CorruptedFile(
+            path, what, f"is unreadable or corrupted ({type(error).__name__}: {error})"
+        ) from error
+    if not isinstance(obj, dict):
+        raise CorruptedFile(path, what, f"holds a {type(obj).__name__}, not a dict")
+    saved = obj.pop(CHECKSUM, None)
+    if saved is None and checked:
+        raise CorruptedFile(path, what, "has no checksum (it was not written by diffsens)")
+    if saved is not None and saved != digest(obj):
+        raise CorruptedFile(path, what, "is corrupted: its contents do not match its checksum")
+    return obj
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to ``path`` with the netCDF4 engine, through :func:`write_atomically`."""
+    return write_atomically(path, lambda partial: ds.to_netcdf(partial, engine="netcdf4"))
+
+
+def open_netcdf(
+    path: str | os.PathLike, what: str = "NetCDF file", *, variables: Iterable[str] = ()
+) -> xr.Dataset:
+    """Read a NetCDF file into memory (and close it), checking it holds ``variables``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {os.fspath(path)!r} does not exist")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except Exception as error:
+        raise CorruptedFile(
+            path,
+            what,
+            f"is truncated, corrupted or not a NetCDF file ({type(error).__name__}: {error})",
+        ) from error
+    missing = [name for name in variables if name not in ds.variables]
+    if missing:
+        raise CorruptedFile(
+            path,
+            what,
+            f"is a NetCDF file but not a {what}: it lacks {missing} and holds "
+            f"{sorted(map(str, ds.data_vars))}",
+        )
+    return ds
+
+
+def open_netcdfs(
+    paths: Iterable[str | os.PathLike], what: str = "NetCDF file", variables: Iterable[str] = ()
+) -> dict[str, xr.Dataset]:
+    """:func:`open_netcdf` of each path, by file stem (the variant, for per-variant files)."""
+    return {Path(path).stem: open_netcdf(path, what, variables=variables) for path in paths}
+
+
+def open_cubes(paths: Iterable[str | os.PathLike]) -> dict[str, xr.Dataset]:
+    """Cubes by file stem, each checked to hold :data:`CUBE_VARIABLES`."""
+    return open_netcdfs(paths, "cube", CUBE_VARIABLES)
+
+
+def markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """A pipe table of ``table``, numbers rounded (no extra dependency)."""
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.{digits}g}"
+        return str(value)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |"]
+    lines.append("|" + "---|" * len(table.columns))
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    table: pd.DataFrame, csv: str | os.PathLike, markdown_path: str | os.PathLike | None = None
+) -> None:
+    """Write ``table`` as CSV and, optionally, as a markdown pipe table, both atomically."""
+    write_atomically(csv, lambda partial: table.to_csv(partial, index=False))
+    if markdown_path is not None:
+        text = markdown(table)
+        write_atomically(markdown_path, lambda partial: partial.write_text(text))

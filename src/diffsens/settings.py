@@ -1,0 +1,214 @@
+"""Every setting of diffsens, declared once: the JSON Schema ``config.schema.yaml`` in this package.
+
+The schema holds each settings group (``training``, ``measure``, ``analysis``, ``theory``,
+``figures``, one per dataset source, the model name) with every key's type, bounds, choices,
+default and description. Everything else is derived from it: :func:`resolve` checks a group and
+fills its defaults for the library (``diffsens.train.train``, ``diffsens.cubes.measure_run``), the
+``diffsens`` command builds its options from it, and the workflow validates its whole config
+against it. Adding a setting is a change to the schema alone.
+
+Errors name the offending key by its path (``experiments.mnist.training.lr``) and say what was
+expected; every error of a config is reported at once. This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Iterator, Mapping
+from importlib.resources import files
+
+import jsonschema
+import yaml
+
+__all__ = [
+    "SettingsError",
+    "canonical",
+    "check",
+    "conflicts",
+    "dataset_group",
+    "defaults",
+    "group",
+    "measure_conflicts",
+    "problems_in",
+    "resolve",
+    "schema",
+    "training_conflicts",
+]
+
+
+class SettingsError(ValueError):
+    """Settings that break the schema or contradict each other; the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the settings:\n{lines}")
+
+
+@functools.cache
+def schema() -> dict:
+    """The whole schema (a draft 2020-12 JSON Schema of the workflow config)."""
+    return yaml.safe_load(files("diffsens").joinpath("config.schema.yaml").read_text())
+
+
+def group(name: str) -> dict:
+    """The schema of a settings group: ``training``, ``measure``, ``model``, ``analysis``,
+    ``theory`` or ``figures``."""
+    root = schema()
+    if name in root["$defs"]:
+        return root["$defs"][name]
+    if name in root["properties"] and name not in ("datasets", "experiments"):
+        return root["properties"][name]
+    raise KeyError(f"no settings group {name!r}")
+
+
+def dataset_group(source: str) -> dict:
+    """The schema of the settings of one dataset ``source`` (its keys, with ``source`` itself)."""
+    for branch in schema()["$defs"]["dataset"]["allOf"]:
+        if source in branch["if"]["properties"]["source"]["enum"]:
+            return {"type": "object", **branch["then"]}
+    sources = schema()["$defs"]["dataset"]["properties"]["source"]["enum"]
+    raise SettingsError([f"source: {source!r} is not one of {sources}"])
+
+
+def defaults(group_schema: dict | str) -> dict:
+    """The default of every key of a group (a group name or its schema)."""
+    if isinstance(group_schema, str):
+        group_schema = group(group_schema)
+    return {
+        key: spec["default"]
+        for key, spec in group_schema.get("properties", {}).items()
+        if isinstance(spec, dict) and "default" in spec
+    }
+
+
+def resolve(group_schema: dict | str, values: Mapping | None = None, where: str = "") -> dict:
+    """``values`` checked against a group and completed with its defaults.
+
+    ``where`` prefixes the key paths in the errors (e.g. ``"experiments.mnist.training"``).
+    Raises :class:`SettingsError` listing every problem.
+    """
+    name = group_schema if isinstance(group_schema, str) else ""
+    if isinstance(group_schema, str):
+        group_schema = group(group_schema)
+    values = dict(values or {})
+    check(values, group_schema, where or name)
+    resolved = {**defaults(group_schema), **values}
+    problems = [f"{where or name}.{key}: {problem}" for key, problem in conflicts(name, resolved)]
+    if problems:
+        raise SettingsError(problems)
+    return resolved
+
+
+def canonical(value):
+    """Same settings, same representation: sorted keys, JSON types only (tuples become lists)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def check(instance, schema_: dict, where: str = "") -> None:
+    """Validate ``instance`` against ``schema_`` (refs resolved in the whole schema)."""
+    problems = list(problems_in(instance, schema_, where))
+    if problems:
+        raise SettingsError(problems)
+
+
+def problems_in(instance, schema_: dict, where: str = "") -> Iterator[str]:
+    """Every schema violation of ``instance``, as ``"path: what is wrong"``, and every
+    non-finite number (YAML's ``.nan`` and ``.inf`` pass JSON Schema bounds)."""
+    validator = jsonschema.Draft202012Validator(
+        {**schema_, "$defs": schema()["$defs"]},
+    )
+    flagged = set()
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        flagged.add(_path(where, error.absolute_path))
+        yield f"{_path(where, error.absolute_path)}: {_message(error)}"
+    for path, value in _non_finite(instance, where):
+        if path not in flagged:
+            yield f"{path}: {value!r} is not a finite number"
+
+
+def conflicts(group_name: str, resolved: Mapping) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each contradiction between keys of one resolved group."""
+    found = []
+    if group_name == "training":
+        late = [e for e in resolved["save_epochs"] if e > resolved["epochs"]]
+        if late:
+            found.append(
+                ("save_epochs", f"epochs {late} are after the last epoch ({resolved['epochs']})")
+            )
+    return found
+
+
+def training_conflicts(training: Mapping, shape) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each training setting that the data (a ``DataShape``) rule out."""
+    found = []
+    binary = shape.num_classes == 1
+    if binary != (training["loss"] == "hinge"):
+        labels = "+1/-1 labels" if binary else f"{shape.num_classes} classes"
+        expected = "hinge" if binary else "cross_entropy"
+        found.append(("loss", f"the data have {labels}: expected {expected!r}"))
+    if training["augmentation"] == "crop_flip" and shape.dims != 2:
+        found.append(("augmentation", "'crop_flip' needs images; the data are 1-D signals"))
+    return found
+
+
+def measure_conflicts(
+    measure: Mapping, shape=None, save_epochs: list[int] | None = None
+) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each measure setting that the data (a ``DataShape``, when given)
+    or the checkpoints a training keeps (when ``save_epochs`` is given) rule out."""
+    found = []
+    if shape is not None:
+        if measure["probes"] > shape.n_test:
+            found.append(
+                (
+                    "probes",
+                    f"{measure['probes']} probes, but the test set has {shape.n_test} images",
+                )
+            )
+        if measure["deformation"] == "diffeo" and shape.dims != 2:
+            found.append(("deformation", "'diffeo' needs images; use 'pixel_move' on 1-D data"))
+        if measure["block"] is not None and shape.dims != 1:
+            found.append(("block", "blocks of pixel moves apply to 1-D signals only"))
+    if save_epochs is not None:
+        kept = {"init", "best", "last"} | {f"epoch_{e}" for e in save_epochs}
+        missing = [c for c in measure["checkpoints"] if c not in kept]
+        if missing:
+            found.append(
+                (
+                    "checkpoints",
+                    f"{missing} are not kept; list their epochs in training.save_epochs "
+                    f"(kept: {sorted(kept)})",
+                )
+            )
+    return found
+
+
+def _path(where: str, path) -> str:
+    parts = [where] if where else []
+    parts += [f"[{p}]" if isinstance(p, int) else str(p) for p in path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, made specific where it is vague (unknown keys, failed branches)."""
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        return f"{error.message}; the keys here are {known}"
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        reasons = sorted({e.message for e in error.context})
+        return f"{error.instance!r} is not valid here: " + "; or ".join(reasons)
+    return error.message
+
+
+def _non_finite(instance, where: str, path=()) -> Iterator[tuple[str, float]]:
+    if isinstance(instance, float) and not math.isfinite(instance):
+        yield _path(where, path), instance
+    elif isinstance(instance, Mapping):
+        for key, value in instance.items():
+            yield from _non_finite(value, where, (*path, key))
+    elif isinstance(instance, list):
+        for index, value in enumerate(instance):
+            yield from _non_finite(value, where, (*path, index))

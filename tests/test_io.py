@@ -1,0 +1,143 @@
+"""Files: atomic writes, checksummed torch files, NetCDF reads that name what is wrong, tables."""
+
+import errno
+import os
+import shutil
+import subprocess
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from diffsens.io import (
+    CorruptedFile,
+    digest,
+    load_torch,
+    markdown,
+    open_cubes,
+    open_netcdf,
+    save_torch,
+    write_netcdf,
+    write_table,
+)
+
+
+def test_written_file_opens_with_plain_xarray(tmp_path):
+    ds = xr.Dataset({"D": (("layer",), np.array([0.5, 0.25]))}, coords={"layer": ["a", "b"]})
+    ds.attrs["seed"] = 3
+    path = write_netcdf(ds, tmp_path / "sub" / "cube.nc")
+    with xr.open_dataset(path) as back:
+        xr.testing.assert_identical(back, ds)
+    assert [p.name for p in path.parent.iterdir()] == ["cube.nc"]
+
+
+def test_failed_write_leaves_neither_partial_file_nor_damage(tmp_path):
+    path = tmp_path / "cube.nc"
+    good = xr.Dataset({"D": ("x", [1.0])})
+    write_netcdf(good, path)
+    bad = xr.Dataset({"D": ("x", [2.0])}, attrs={"settings": {"not": "serialisable"}})
+    with pytest.raises(TypeError):
+        write_netcdf(bad, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["cube.nc"]
+    with xr.open_dataset(path) as back:
+        assert back.D.item() == 1.0
+
+
+def test_digest_follows_contents_dtype_and_shape():
+    a = {"w": torch.arange(6.0).view(2, 3), "n": 1, "s": "x"}
+    assert digest(a) == digest({"s": "x", "n": 1, "w": torch.arange(6.0).view(2, 3)})
+    assert digest(a) != digest({**a, "w": torch.arange(6.0).view(3, 2)})
+    assert digest(a) != digest({**a, "w": torch.arange(6.0, dtype=torch.float64).view(2, 3)})
+    changed = torch.arange(6.0).view(2, 3)
+    changed[1, 2] = 5.000001
+    assert digest(a) != digest({**a, "w": changed})
+    assert digest({"x": [1, 2]}) != digest({"x": [2, 1]})
+
+
+def test_torch_files_round_trip_and_refuse_corruption(tmp_path):
+    path = save_torch({"w": torch.randn(64, 64), "epoch": 3}, tmp_path / "c.pt")
+    back = load_torch(path, "checkpoint")
+    assert back["epoch"] == 3 and back["w"].shape == (64, 64) and "sha256" not in back
+    raw = bytearray(path.read_bytes())
+    # flip one byte inside the tensor's data (stored uncompressed in torch's zip archive)
+    index = raw.index(torch.load(path, weights_only=True)["w"].numpy().tobytes()[:64]) + 40
+    raw[index] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptedFile, match=r"checkpoint '.*c\.pt' is corrupted: its contents do"):
+        load_torch(path, "checkpoint")
+    path.write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(CorruptedFile, match="unreadable or corrupted") as caught:
+        load_torch(path, "checkpoint")
+    assert caught.value.path == path and "delete it and run again" in str(caught.value)
+    with pytest.raises(FileNotFoundError, match=r"checkpoint '.*missing\.pt' does not exist"):
+        load_torch(tmp_path / "missing.pt", "checkpoint")
+
+
+def test_files_without_checksum_are_refused_unless_allowed(tmp_path):
+    torch.save({"w": torch.ones(2)}, tmp_path / "plain.pt")
+    with pytest.raises(CorruptedFile, match="has no checksum"):
+        load_torch(tmp_path / "plain.pt", "checkpoint")
+    assert torch.equal(
+        load_torch(tmp_path / "plain.pt", "state dict", checked=False)["w"], torch.ones(2)
+    )
+
+
+def test_netcdf_reads_name_the_problem(tmp_path):
+    cube = xr.Dataset(
+        {name: ("layer", [1.0]) for name in ("D", "G", "R", "num_D", "num_G", "den", "test_error")}
+    )
+    path = write_netcdf(cube, tmp_path / "a.nc")
+    assert list(open_cubes([path])) == ["a"]
+    truncated = tmp_path / "truncated.nc"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CorruptedFile, match=r"cube '.*truncated\.nc' is truncated, corrupted"):
+        open_cubes([truncated])
+    text = tmp_path / "notes.nc"
+    text.write_text("not a NetCDF file\n")
+    with pytest.raises(CorruptedFile, match="not a NetCDF file"):
+        open_netcdf(text, "cube")
+    history = write_netcdf(xr.Dataset({"lr": ("epoch", [0.1])}), tmp_path / "history.nc")
+    with pytest.raises(CorruptedFile, match=r"is a NetCDF file but not a cube: it lacks \['D'"):
+        open_cubes([history])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_netcdf(tmp_path / "none.nc", "cube")
+
+
+def test_tables_as_csv_and_markdown(tmp_path):
+    table = pd.DataFrame({"a": ["x"], "b": [1.23456], "c": [float("nan")]})
+    assert markdown(table).splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 1.23 |  |"]
+    write_table(table, tmp_path / "t.csv", tmp_path / "t.md")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b,c", "x,1.23456,"]
+    assert (tmp_path / "t.md").read_text() == markdown(table)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real, tiny file system (tmpfs of 256 kB): writes beyond it fail with ENOSPC."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    folder = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_reported_as_such_with_the_path(full_disk):
+    big = xr.Dataset({"D": ("x", np.zeros(200_000))})  # 1.6 MB
+    with pytest.raises(
+        OSError, match=r"no space left on the device while writing '.*cube\.nc'"
+    ) as caught:
+        write_netcdf(big, full_disk / "cubes" / "cube.nc")
+    assert caught.value.errno == errno.ENOSPC
+    with pytest.raises(OSError, match=r"no space left .*state\.pt'"):
+        save_torch({"w": torch.zeros(200_000)}, full_disk / "state.pt")
+    leftovers = [p.name for p in full_disk.rglob("*") if p.is_file()]
+    assert leftovers == []  # no partial file is left behind
