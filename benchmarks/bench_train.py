@@ -19,17 +19,17 @@ import torch
 from torch import nn
 
 from diffsens.data import prepare
-from diffsens.runtime import tune_allocator
 from diffsens.models import build_spec
+from diffsens.runtime import tune_allocator
 from diffsens.train import train
 
-SPEC = {"name": "simple_cnn", "dim": 2, "depth": 4, "width": 32, "pooling": "max"}
+MODEL = {"name": "simple_cnn", "dim": 2, "depth": 4, "width": 32, "pooling": "max"}
 BATCH = 128
 
 
 def hand_loop(data, epochs: int) -> None:
     torch.manual_seed(0)
-    model = build_spec(SPEC, in_channels=1, num_classes=10, input_size=28)
+    model = build_spec(MODEL, in_channels=1, num_classes=10, input_size=28)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     x, y = data.train_images, data.train_labels
     for _ in range(epochs):
@@ -47,7 +47,7 @@ def hand_loop(data, epochs: int) -> None:
 def with_trainer(data, epochs: int) -> None:
     config = {"lr": 0.05, "batch_size": BATCH, "epochs": epochs, "scheduler": "none"}
     with tempfile.TemporaryDirectory() as out:
-        train(SPEC, data, config, out)
+        train(MODEL, data, config, out)
 
 
 def main() -> None:

@@ -1,3 +1,4 @@
+import json
 import re
 import subprocess
 import sys
@@ -123,6 +124,14 @@ def test_bad_measure_arguments_say_what_is_wrong(trained, capsys, arguments, mes
     text = str(caught.value) + capsys.readouterr().err
     assert re.search(message, text), text
     assert not (trained / "x.nc").exists()
+
+
+def test_other_data_is_measured_when_asked_for_and_recorded(trained):
+    measure(trained, "--data", "mnist5k", "--probes", "20", "--temperatures", "1", "--other-data")
+    with xr.open_dataset(trained / "x.nc") as cube:
+        assert json.loads(cube.attrs["dataset"])["settings"]["n_test"] == 1000  # the probes
+        assert json.loads(cube.attrs["training_dataset"])["settings"]["n_test"] == 100
+    (trained / "x.nc").unlink()
 
 
 def test_show_says_what_a_file_is_when_it_is_not_a_cube(trained):

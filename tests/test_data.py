@@ -1,4 +1,5 @@
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -135,6 +136,9 @@ def test_a_corrupted_cifar10_folder_says_so(tmp_path, download):
     assert "is incomplete or corrupted" in message and "Replace the folder" in message
     assert "could not be downloaded" not in message  # nothing was downloaded: the files are bad
     assert ("delete it to download it again" in message) == download
+    shutil.rmtree(tmp_path / "cifar-10-batches-py")  # following the advice: a fresh copy
+    write_cifar_fixture(tmp_path)
+    assert cifar10(tmp_path, download=download, verify=False)[0][0].shape == (30, 3, 32, 32)
 
 
 def test_missing_dataset_offline_says_how_to_provide_it(tmp_path):

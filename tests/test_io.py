@@ -131,13 +131,18 @@ def full_disk(tmp_path):
 
 
 def test_a_full_disk_is_reported_as_such_with_the_path(full_disk):
-    big = xr.Dataset({"D": ("x", np.zeros(200_000))})  # 1.6 MB
+    filler = full_disk / "filler"
+    filler.write_bytes(bytes(200_000))
+    small = xr.Dataset({"D": ("x", np.zeros(10_000))})  # 80 kB: more than is left
     with pytest.raises(
         OSError, match=r"no space left on the device while writing '.*cube\.nc'"
     ) as caught:
-        write_netcdf(big, full_disk / "cubes" / "cube.nc")
+        write_netcdf(small, full_disk / "cubes" / "cube.nc")
     assert caught.value.errno == errno.ENOSPC
-    with pytest.raises(OSError, match=r"no space left .*state\.pt'"):
-        save_torch({"w": torch.zeros(200_000)}, full_disk / "state.pt")
-    leftovers = [p.name for p in full_disk.rglob("*") if p.is_file()]
-    assert leftovers == []  # no partial file is left behind
+    with pytest.raises(OSError, match=r"no space left .*state\.pt'.*free some space"):
+        save_torch({"w": torch.zeros(20_000)}, full_disk / "state.pt")
+    assert sorted(p.name for p in full_disk.rglob("*") if p.is_file()) == ["filler"]  # no partials
+    filler.unlink()  # following the advice: free some space, run again
+    write_netcdf(small, full_disk / "cubes" / "cube.nc")
+    save_torch({"w": torch.zeros(20_000)}, full_disk / "state.pt")
+    assert load_torch(full_disk / "state.pt", "state")["w"].shape == (20_000,)

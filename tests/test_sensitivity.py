@@ -35,7 +35,7 @@ def probes(n=40, size=12, seed=1, dtype=torch.float64):
 
 
 def brute_force(model, images, layers, temperatures, seed, statistic="mean"):
-    """Straight loops over the formulas of SPEC section 2, with the draws measure() documents."""
+    """Straight loops over the formulas (docs/science.md §2), with the draws measure() documents."""
     generator = torch.Generator().manual_seed(seed)
     modes = sample_modes(len(images), 3, generator=generator, dtype=images.dtype)
     directions = random_directions(images.shape, generator=generator, dtype=images.dtype)

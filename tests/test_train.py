@@ -205,6 +205,10 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
         match=r"loss became (nan|inf) at epoch \d, batch \d+; lower the learning",
     ):
         train({"name": "fc2", "width": 8}, separable_1d(), config, tmp_path)
+    lower = {**config, "lr": 0.01}  # following the advice: a lower learning rate trains
+    assert np.isfinite(
+        train({"name": "fc2", "width": 8}, separable_1d(), lower, tmp_path).train_loss[1:]
+    ).all()
     data = separable_1d()
     data.train_images[5] = float("nan")
     with pytest.raises(FloatingPointError, match="loss became nan at epoch 1, batch 1;"):

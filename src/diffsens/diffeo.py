@@ -1,4 +1,4 @@
-"""Maximum-entropy diffeomorphisms of square images (SPEC section 3).
+"""Maximum-entropy diffeomorphisms of square images (docs/science.md §3).
 
 A displacement field is a sum of sine modes with i, j >= 1 and sqrt(i^2 + j^2) < cut + 1/2,
 each with an independent Gaussian amplitude of variance 1 / (i^2 + j^2), scaled by n sqrt(T).

@@ -1,6 +1,6 @@
 """Depth laws fitted to layer-wise sensitivities, with bootstrap intervals over seeds.
 
-Two laws, by least squares on log values (SPEC section 8):
+Two laws, by least squares on log values (docs/science.md §9):
 
 * ``"power"``: y_k = A k^a, fitted as log y = a log k + log A (stride-1 nets);
 * ``"exponential"``: y_k = A exp(a k), fitted as log y = a k + log A (strided nets; exp(a) is

@@ -1,8 +1,8 @@
 """Perturbations other than smooth diffeomorphisms: matched noise and one-pixel moves.
 
 Noise is *matched* to a deformation image by image, ``||eta_i|| = ||tau_i x_i - x_i||``, so that the
-diffeo and noise sensitivities compare perturbations of equal size (SPEC section 2). The one-pixel
-moves are the discrete deformations of the scale-detection tasks (SPEC section 3, last point).
+diffeo and noise sensitivities compare perturbations of equal size (docs/science.md §2). The
+one-pixel moves are the discrete deformations of the scale-detection tasks (docs/science.md §3).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def random_directions(
     """Unit vectors ``g_i / ||g_i||``, ``g_i ~ N(0, I)``, one per leading index of ``shape``.
 
     With ``rectify`` the Gaussian is passed through a ReLU before normalising: the noise then has a
-    positive mean, as noise has after a network's first ReLU (the constant-filter theory, SPEC 8).
+    positive mean, as noise has after a network's first ReLU (the constant-filter theory,
+    docs/science.md §8).
     Drawn on the generator's device (CPU without one) and moved to ``device``.
     """
     if isinstance(shape, str) or not isinstance(shape, Sequence):

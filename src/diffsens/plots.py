@@ -135,7 +135,8 @@ def error_vs_sensitivity(
     colour_by: Mapping[str, float] | None = None,
     colour_label: str = "",
 ) -> Figure:
-    """Test error against D, G and R of the output of each trained net (SPEC figures 1 and 7).
+    """Test error against D, G and R of the output of each trained net (paper figures 1 and 7,
+    docs/science.md §10).
 
     One small marker per seed, one large per variant (mean over seeds). ``colour_by`` maps each
     variant to a number (e.g. its training-noise level) shown on a colour scale; otherwise each
@@ -182,7 +183,8 @@ def error_vs_sensitivity(
 
 
 def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
-    """Share of filter energy on each Laplacian eigenvalue, per layer (SPEC figure 4).
+    """Share of filter energy on each Laplacian eigenvalue, per layer (paper figure 4,
+    docs/science.md §10).
 
     One panel per variant; one colour per eigenvalue (degenerate modes summed); initialisation
     dashed, trained solid; mean over seeds.
@@ -225,7 +227,8 @@ def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
 def depth_laws(
     cubes: Mapping[str, xr.Dataset], fits: xr.Dataset, *, temperature: int = -1
 ) -> Figure:
-    """D_k, G_k, R_k of the ReLU layers against k with fitted and predicted laws (SPEC fig. 6).
+    """D_k, G_k, R_k of the ReLU layers against k with fitted and predicted laws (paper figure 6,
+    docs/science.md §10).
 
     ``fits`` is :func:`diffsens.fits.fit_experiment` of the same cubes.
 
@@ -271,7 +274,7 @@ def depth_laws(
 
 
 def theory(networks: xr.Dataset) -> Figure:
-    """D_k, G_k, R_k of constant-filter nets with their predicted laws (SPEC section 8).
+    """D_k, G_k, R_k of constant-filter nets with their predicted laws (docs/science.md §8).
 
     ``networks``: :func:`diffsens.theory.theory_networks` output, over ``(network, depth)``.
     """
@@ -308,7 +311,7 @@ def examples(
     propagations: Mapping[str, Sequence[np.ndarray]],
 ) -> Figure:
     """A scale-detection image and its one-pixel moves, and how a two-pixel input spreads through
-    constant-filter nets, layer by layer (SPEC figure 5)."""
+    constant-filter nets, layer by layer (paper figure 5, docs/science.md §10)."""
     fig = Figure(figsize=(3.0 * (2 + len(propagations)), 3.2))
     axes = fig.subplots(1, 2 + len(propagations))
     for ax, picture, title in ((axes[0], image, "input"), (axes[1], moved, "after pixel moves")):

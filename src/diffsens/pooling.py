@@ -1,4 +1,4 @@
-"""Spatial versus channel pooling (SPEC section 7).
+"""Spatial versus channel pooling (docs/science.md §7).
 
 The Laplacian spectrum of the filters tells how much of their energy sits on smooth (low
 eigenvalue) patterns: spatial pooling shows as energy moving to eigenvalue 0. The channel-shuffle
@@ -84,7 +84,8 @@ def conv_kernel_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def laplacian_spectrum(model: nn.Module, kernel_shape: tuple[int, ...] | None = None) -> xr.Dataset:
-    """Energy of the conv filters on each Laplacian eigenvector of their pixel grid (SPEC 7).
+    """Energy of the conv filters on each Laplacian eigenvector of their pixel grid
+    (docs/science.md §7).
 
     Every 2-D (or 1-D) slice ``weight[out, in]`` of every convolution with ``kernel_shape``
     (default: the most common shape with more than one pixel) is projected on the eigenvectors;

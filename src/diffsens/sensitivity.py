@@ -1,7 +1,7 @@
 """Layer-wise sensitivities to diffeomorphisms (D), to matched noise (G) and their ratio R = D / G.
 
 For a representation f and probes x_1..x_P, with one deformation tau_i and one noise draw eta_i of
-the same norm per probe (SPEC section 2):
+the same norm per probe (docs/science.md §2):
 
     num_D = (1/P) sum_i ||f(tau_i x_i) - f(x_i)||^2
     num_G = (1/P) sum_i ||f(x_i + eta_i) - f(x_i)||^2
@@ -83,8 +83,9 @@ def measure(
     cut, interp:
         Diffeo cut-off and interpolation (``"bilinear"``, ``"nearest"``, ``"gaussian"``).
     deformation:
-        ``"diffeo"`` (smooth, SPEC 3) or ``"pixel_move"`` (each active pixel moves one step: the
-        scale-detection tasks, 1-D or 2-D). ``block`` undoes 1-D moves that would change block.
+        ``"diffeo"`` (smooth, docs/science.md §3) or ``"pixel_move"`` (each active pixel moves
+        one step: the scale-detection tasks, 1-D or 2-D). ``block`` undoes 1-D moves that would
+        change block.
     rectify_noise:
         Use rectified (non-negative) noise of the matched norm.
     layers:

@@ -1,4 +1,4 @@
-"""The constant-filter model network and its depth laws (SPEC section 8).
+"""The constant-filter model network and its depth laws (docs/science.md §8).
 
 One channel, every filter a constant, ReLU after each layer, one-hot inputs. A one-pixel shift
 of the input plays the diffeomorphism; rectified noise of the same norm plays the noise. In this

@@ -3,7 +3,7 @@ rule spectra:
     input:
         checkpoints=spectra_inputs,
     output:
-        spectra=SPECTRA,
+        spectra=FILTER_ENERGY,
     log:
         f"{RESULTS}/logs/spectra/{{experiment}}/{{variant}}.log",
     benchmark:

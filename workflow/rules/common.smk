@@ -29,7 +29,9 @@ if not workflow.overwrite_configfiles:
 
 # Snakemake reads `--config` values nested in mappings as strings: give them their YAML types.
 update_config(config, typed(workflow.config_settings.config))
-CONFIG = Config(config)
+# Checked whole by the process that builds the DAG; a process running one of its jobs (on a
+# cluster node, say) re-reads it without building every network again.
+CONFIG = Config(config, against_data=workflow.is_main_process)
 
 RESULTS = "results"
 NAME = r"[A-Za-z0-9_.\-]+"  # dataset, experiment and variant names (the schema checks them too)
@@ -39,7 +41,7 @@ SENSITIVITY = (
     f"{RESULTS}/measure/{{experiment}}/{{variant}}/seed~{{seed}}/sensitivity.nc"
 )
 CUBE = f"{RESULTS}/cubes/{{experiment}}/{{variant}}.nc"
-SPECTRA = f"{RESULTS}/spectra/{{experiment}}/{{variant}}.nc"
+FILTER_ENERGY = f"{RESULTS}/spectra/{{experiment}}/{{variant}}.nc"
 FITS = f"{RESULTS}/fits/{{experiment}}"
 EXPERIMENT_FIGURES = (
     "layerwise",
@@ -107,7 +109,9 @@ def experiment_cubes(wildcards):
 
 def experiment_spectra(wildcards):
     return expand(
-        SPECTRA, experiment=wildcards.experiment, variant=variants(wildcards.experiment)
+        FILTER_ENERGY,
+        experiment=wildcards.experiment,
+        variant=variants(wildcards.experiment),
     )
 
 

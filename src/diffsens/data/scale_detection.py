@@ -1,4 +1,4 @@
-"""The synthetic scale-detection tasks (SPEC section 4): two active pixels, labelled by their
+"""The synthetic scale-detection tasks (docs/science.md §4): two active pixels, labelled by their
 distance. Only the spatial arrangement matters, so a network can solve them by pooling space.
 
 Labels are +1 ("close" / "same block") and -1, in balanced classes, as float32 for the hinge loss.

@@ -27,7 +27,7 @@ def normalise(images: torch.Tensor, dataset: str) -> torch.Tensor:
 def add_noise(images: torch.Tensor, level: float, generator: torch.Generator | None = None):
     """Add Gaussian noise whose whole-image NORM is about ``level``: ``level * g / sqrt(C H W)``.
 
-    Applied after normalisation and redrawn at every call (SPEC section 4).
+    Applied after normalisation and redrawn at every call (docs/science.md §4).
     """
     if level == 0:
         return images

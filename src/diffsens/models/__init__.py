@@ -1,4 +1,6 @@
-"""Architectures by name (SPEC 5 and 8), so configs and checkpoints can say which net to rebuild.
+"""Architectures by name, so configs and checkpoints can say which net to rebuild.
+
+The architectures are those of docs/science.md §5 and the theory net of §8.
 
 >>> model = build("vgg11_bn", in_channels=3, num_classes=10, input_size=32)
 

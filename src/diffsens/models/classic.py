@@ -1,4 +1,4 @@
-"""LeNet and the CIFAR variant of AlexNet (SPEC 5): the classic pooled convolutional nets."""
+"""LeNet and the CIFAR variant of AlexNet (docs/science.md §5): classic pooled conv nets."""
 
 from __future__ import annotations
 
@@ -83,11 +83,11 @@ class AlexNet(Network):
 
 @register_model("lenet")
 def lenet(*, in_channels: int, num_classes: int, input_size: int) -> LeNet:
-    """LeNet-5 (SPEC 5)."""
+    """LeNet-5 (docs/science.md §5)."""
     return LeNet(in_channels, require_classes(num_classes), input_size)
 
 
 @register_model("alexnet")
 def alexnet(*, in_channels: int, num_classes: int, input_size: int) -> AlexNet:
-    """AlexNet, CIFAR variant (SPEC 5)."""
+    """AlexNet, CIFAR variant (docs/science.md §5)."""
     return AlexNet(in_channels, require_classes(num_classes), input_size)

@@ -1,5 +1,6 @@
-"""EfficientNet-B0, CIFAR variant (SPEC 5): a stride-1 stem and three stride-2 stages instead of
-five, so 32 x 32 inputs end on a 4 x 4 grid. No stochastic depth (drop-connect) in the blocks.
+"""EfficientNet-B0, CIFAR variant (docs/science.md §5): a stride-1 stem and three stride-2
+stages instead of five, so 32 x 32 inputs end on a 4 x 4 grid. No stochastic depth
+(drop-connect) in the blocks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fully connected networks FC-L2/L4/L6 (SPEC 5): the architectures with no notion of locality."""
+"""Fully connected networks FC-L2/L4/L6 (docs/science.md §5): no notion of locality at all."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ResNet18/34/50, CIFAR variant (SPEC 5): a 3x3 stride-1 stem and no stem max-pool.
+"""ResNet18/34/50, CIFAR variant (docs/science.md §5): a 3x3 stride-1 stem and no stem max-pool.
 
 Layer names follow torchvision (``conv1, bn1, relu, layer1..layer4, avgpool, fc``), with one
 difference that matters for probing: every block owns its ReLUs (``relu1`` after the first

@@ -1,10 +1,10 @@
 """Plain convolutional nets for the stride/pooling study and the constant-filter theory model.
 
-``simple_cnn`` (SPEC 5): depth L of [conv, ReLU, optional pool], global average pooling, a linear
-readout, in 1-D or 2-D; strides and pooling set how fast the spatial size shrinks with depth.
-``constant_filters`` (SPEC 8): one channel, every filter weight the same frozen constant, no
-readout; on one-hot inputs its activations can be computed by hand, which is what makes it the
-theory's model.
+``simple_cnn`` (docs/science.md §5): depth L of [conv, ReLU, optional pool], global average
+pooling, a linear readout, in 1-D or 2-D; strides and pooling set how fast the spatial size
+shrinks with depth. ``constant_filters`` (docs/science.md §8): one channel, every filter weight
+the same frozen constant, no readout; on one-hot inputs its activations can be computed by hand,
+which is what makes it the theory's model.
 """
 
 from __future__ import annotations
@@ -236,7 +236,8 @@ def constant_filters(
     value: float | None = None,
     periodic: bool = False,
 ) -> ConstantFilters:
-    """The theory network of SPEC 8: each layer sums F-windows with stride s, times ``value``.
+    """The theory network (docs/science.md §8): each layer sums F-windows with stride s, times
+    ``value``.
 
     ``value`` defaults to ``1 / filter_size**dim`` (each layer averages its window). ``num_classes``
     is ignored: there is no readout. Inputs have one channel. ``periodic`` (stride 1 only) wraps

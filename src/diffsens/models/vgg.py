@@ -1,4 +1,6 @@
-"""VGG11/13/16/19 with and without BatchNorm (SPEC 5): 3x3 convolutions, max-pools, one linear.
+"""VGG11/13/16/19 with and without BatchNorm: 3x3 convolutions, max-pools, one linear.
+
+The architectures of docs/science.md §5.
 
 The classifier is a single ``Linear(512 * s * s, num_classes)``, as in the CIFAR variants used by
 the diffeo-stability papers, not the three-layer ImageNet head.

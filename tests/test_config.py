@@ -1,0 +1,57 @@
+"""The workflow config as the library reads it: YAML, command-line overrides, checks."""
+
+import copy
+
+import pytest
+import yaml
+
+from diffsens.config import Config, read_yaml, typed
+from diffsens.settings import SettingsError
+from tests.test_workflow import TINY
+
+
+def test_command_line_values_get_their_yaml_types():
+    # what snakemake makes of --config "analysis={bootstrap: 200, confidence: 0.9}" x=true
+    raw = {"analysis": {"bootstrap": "200", "confidence": "0.9"}, "x": "true", "n": 3}
+    assert typed(raw) == {"analysis": {"bootstrap": 200, "confidence": 0.9}, "x": True, "n": 3}
+    assert typed({"names": ["a", "1"]}) == {"names": ["a", 1]}
+
+
+def test_yaml_errors_name_file_line_and_column(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("datasets:\n  a: {source: mnist5k\nexperiments: {}\n")
+    with pytest.raises(SettingsError, match=r"c\.yaml, line 3, column \d+: YAML syntax error"):
+        read_yaml(path)
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(SettingsError, match="a config is a mapping of keys"):
+        read_yaml(path)
+
+
+def test_resolved_variants_fill_defaults_and_merge_overrides():
+    config = Config(TINY)
+    b = config.variant("tiny", "b")
+    assert b["model"] == {"name": "simple_cnn", "depth": 2, "width": 16, "pooling": "max"}
+    assert b["training"]["lr"] == 0.005 and b["training"]["momentum"] == 0.9  # a default
+    assert config.datasets["digits"] == {"source": "mnist5k", "n_test": 100, "seed": 0}
+    assert config.shapes["digits"].n_test == 100 and config.seeds("tiny") == [0]
+    assert config.figures["formats"] == ["png"] and config.analysis["confidence"] == 0.95
+
+
+def test_checks_against_the_data_can_be_left_to_the_process_that_built_the_dag():
+    broken = copy.deepcopy(TINY)
+    broken["experiments"]["tiny"]["model"]["widht"] = 8
+    broken["experiments"]["tiny"]["measure"]["probes"] = 500
+    with pytest.raises(SettingsError, match="2 problem"):
+        Config(broken)
+    assert Config(broken, against_data=False).shapes == {}  # no torch, no networks built
+    broken["experiments"]["tiny"]["training"]["lr"] = "fast"  # the schema is always checked
+    with pytest.raises(SettingsError, match=r"training\.lr: 'fast' is not of type 'number'"):
+        Config(broken, against_data=False)
+
+
+def test_the_shipped_configs_are_valid():
+    from tests.workflow_helpers import REPO
+
+    for name in ("config.yaml", "paper.yaml"):
+        Config(read_yaml(REPO / "config" / name))
+    assert yaml.safe_load((REPO / "config" / "config.yaml").read_text())
