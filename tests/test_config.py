@@ -55,3 +55,9 @@ def test_the_shipped_configs_are_valid():
     for name in ("config.yaml", "paper.yaml"):
         Config(read_yaml(REPO / "config" / name))
     assert yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_variants_keep_the_order_of_the_config():
+    config = copy.deepcopy(TINY)
+    config["experiments"]["tiny"]["variants"] = {"z": {}, "a": {}, "m": {}}
+    assert Config(config).variants("tiny") == ["z", "a", "m"]

@@ -11,6 +11,7 @@ of them are reported at once.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 
@@ -88,7 +89,7 @@ class Config:
         problems = list(problems_in(raw, schema()))
         if problems:  # the structure is broken: nothing below can be trusted
             raise SettingsError(problems)
-        self.raw = canonical(raw)
+        self.raw = json.loads(json.dumps(raw))  # plain types, in the config's own order
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")
         self.figures = self._section("figures")
@@ -166,7 +167,7 @@ class Config:
             "measure": {**defaults("measure"), **merged["measure"]},
         }
         if settings["measure"]["deformation"] == "pixel_move":
-            settings["measure"]["temperatures"] = None  # one fixed move: no temperature axis
+            del settings["measure"]["temperatures"]  # one fixed move: no temperature to edit
         self._variants[experiment, variant] = canonical(settings)
         shape = self.shapes.get(self.dataset_of(experiment))
         training, measure = settings["training"], settings["measure"]

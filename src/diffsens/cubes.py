@@ -70,11 +70,11 @@ def measure_run(
         raise SettingsError(problems)
     device = pick_device(cfg["device"])
     images, _ = probe_set(data, cfg["probes"], seed=cfg["probe_seed"])
-    temperatures = None
-    if cfg["deformation"] == "diffeo":
-        temperatures = cfg["temperatures"]
-        if isinstance(temperatures, int):
-            temperatures = log_spaced_temperatures(images.shape[-1], cfg["cut"], temperatures)
+    if cfg["deformation"] == "pixel_move":
+        cfg["temperatures"] = None  # one fixed move: no temperature axis
+    temperatures = cfg["temperatures"]
+    if isinstance(temperatures, int):
+        temperatures = log_spaced_temperatures(images.shape[-1], cfg["cut"], temperatures)
     options = {key: value for key, value in cfg.items() if key not in _SAMPLING}
     dataset = data.describe()
     run_settings, by_checkpoint, test_errors, epochs = None, [], [], []
