@@ -11,13 +11,11 @@ settings = snakemake.params.settings
 fits = fit_experiment(
     open_cubes(snakemake.input.cubes),
     settings["law"],
-    temperature=settings["temperature"],
+    delta=settings["delta"],
     bootstrap=settings["bootstrap"],
     confidence=settings["confidence"],
     seed=settings["seed"],
 )
 write_netcdf(fits, snakemake.output.fits)
-table = fit_table(fits.drop_vars("predicted"), fits.predicted).merge(
-    fits.law.to_dataframe().reset_index()
-)
+table = fit_table(fits, settings["error_ceiling"])
 write_table(table, snakemake.output.table, snakemake.output.markdown)

@@ -9,5 +9,10 @@ from diffsens.plots import depth_laws, save
 
 settings = snakemake.params.settings
 fits = open_netcdf(snakemake.input.fits, "fits file", variables=("exponent", "law"))
-figure = depth_laws(open_cubes(snakemake.input.cubes), fits, temperature=settings["temperature"])
+figure = depth_laws(
+    open_cubes(snakemake.input.cubes),
+    fits,
+    delta=settings["delta"],
+    ceiling=settings["error_ceiling"],
+)
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

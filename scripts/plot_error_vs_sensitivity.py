@@ -14,7 +14,8 @@ noise = {v: RunSettings.from_attrs(c.attrs).training["training_noise"] for v, c 
 varied = len(set(noise.values())) > 1  # colour by training noise when the grid varies it
 figure = error_vs_sensitivity(
     cubes,
-    temperature=settings["temperature"],
+    delta=settings["delta"],
+    ceiling=settings["error_ceiling"],
     colour_by=noise if varied else None,
     colour_label="training noise (norm)",
 )

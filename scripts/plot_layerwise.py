@@ -8,5 +8,6 @@ from diffsens.io import open_cubes
 from diffsens.plots import layerwise, save
 
 settings = snakemake.params.settings
-figure = layerwise(open_cubes(snakemake.input.cubes), temperature=settings["temperature"])
+cubes = open_cubes(snakemake.input.cubes)
+figure = layerwise(cubes, delta=settings["delta"], ceiling=settings["error_ceiling"])
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -9,4 +9,5 @@ from diffsens.plots import save, spectra
 
 settings = snakemake.params.settings
 by_variant = open_netcdfs(snakemake.input.spectra, "spectra file", variables=("fraction",))
-save(spectra(by_variant), snakemake.output.figures, dpi=settings["dpi"])
+figure = spectra(by_variant, ceiling=settings["error_ceiling"])
+save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -8,4 +8,5 @@ from diffsens.io import open_cubes
 from diffsens.plots import save, temperatures
 
 settings = snakemake.params.settings
-save(temperatures(open_cubes(snakemake.input.cubes)), snakemake.output.figures, dpi=settings["dpi"])
+figure = temperatures(open_cubes(snakemake.input.cubes), ceiling=settings["error_ceiling"])
+save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -54,7 +54,8 @@ def test_measure_writes_a_cube_and_show_reads_it(trained, capsys):
             "layer": 5,
             "temperature": 3,
         }
-        assert list(cube.checkpoint.values) == ["init", "trained"] and cube.seed.item() == 2
+        assert list(cube.checkpoint.values) == ["init", "trained"]
+        assert cube.seed.item() == 4 and cube.measure_seed.item() == 2  # trained, measured with
         np.testing.assert_allclose(cube.R, cube.D / cube.G)
         assert cube.attrs["device"].startswith("cpu") and "git_commit" in cube.attrs
     main(["show", str(out)])

@@ -61,3 +61,50 @@ def test_variants_keep_the_order_of_the_config():
     config = copy.deepcopy(TINY)
     config["experiments"]["tiny"]["variants"] = {"z": {}, "a": {}, "m": {}}
     assert Config(config).variants("tiny") == ["z", "a", "m"]
+
+
+KEYWORDS = {
+    "$schema",
+    "$defs",
+    "$ref",
+    "description",
+    "default",
+    "type",
+    "enum",
+    "const",
+    "properties",
+    "additionalProperties",
+    "required",
+    "items",
+    "minItems",
+    "uniqueItems",
+    "minProperties",
+    "propertyNames",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+    "oneOf",
+    "allOf",
+    "if",
+    "then",
+}
+
+
+def test_every_schema_node_uses_only_json_schema_keywords():
+    """An unquoted comma in a YAML flow mapping silently cuts a description into stray keys."""
+    from diffsens.settings import schema
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            named = path.endswith(("properties", "$defs"))
+            for key, value in node.items():
+                assert named or key in KEYWORDS, f"{path}: stray key {key!r}"
+                if key != "default":
+                    walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, path)
+
+    walk(schema(), "schema")

@@ -1,7 +1,5 @@
-import pickle
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,6 +19,7 @@ from diffsens.data import (
 from diffsens.data.transforms import NORMALISATION
 from diffsens.io import CorruptedFile
 from diffsens.settings import SettingsError
+from tests.cifar_fixture import write_cifar_fixture
 
 
 def two_pixels_2d(images):
@@ -89,24 +88,6 @@ def test_mnist5k_is_real_stratified_and_seeded():
     assert train_x.float().mean() > 20  # real digits: mostly black, some ink
     (again_x, _), _ = mnist5k(n_test=1000, seed=0)
     assert torch.equal(train_x, again_x)
-
-
-def write_cifar_fixture(root, n_per_batch=6):
-    """A tiny CIFAR-10 copy in the real cifar-10-batches-py pickle layout."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    batches = {}
-    for name in names:
-        data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, n_per_batch).tolist()
-        batches[name] = (data, labels)
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": labels}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
-    return batches
 
 
 def test_cifar10_reads_the_real_layout(tmp_path):

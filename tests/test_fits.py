@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from diffsens.fits import depth_series, fit_cube, fit_law, fit_layers
+from diffsens.fits import at_delta, depth_series, fit_cube, fit_law, fit_layers
 
 LAYERS = np.arange(1.0, 9.0)
 
@@ -85,10 +85,23 @@ def test_fit_cube_fits_every_checkpoint_and_condition():
             "condition": ["original", "shuffled"],
             "seed": [0, 1, 2],
             "temperature": [0.01],
+            "delta": ("temperature", [1.0]),
         },
     )
     cube["R"] = cube.D / cube.G
-    fits = fit_cube(cube, "exponential", n_boot=200)
+    fits = fit_cube(at_delta(cube), "exponential", n_boot=200)
     assert fits.exponent.dims == ("quantity", "checkpoint", "condition")
     np.testing.assert_allclose(fits.exponent.sel(quantity="D"), -0.7, atol=0.05)
     np.testing.assert_allclose(fits.exponent.sel(quantity="R"), -1.0, atol=0.05)
+
+
+def test_at_delta_picks_the_nearest_displacement_on_a_log_scale():
+    cube = xr.Dataset(
+        {"D": ("temperature", [1.0, 2.0, 3.0])},
+        coords={"temperature": [1e-4, 1e-3, 1e-2], "delta": ("temperature", [0.5, 1.6, 5.0])},
+    )
+    assert float(at_delta(cube, 1.0).D) == 2.0  # log(1.6) is nearer log(1) than log(0.5) is
+    assert float(at_delta(cube, 0.8).D) == 1.0  # 0.8/0.5 = 1.6 < 1.6/0.8 = 2
+    assert float(at_delta(cube, 100).D) == 3.0
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        at_delta(cube, 0)

@@ -72,7 +72,7 @@ def test_torch_files_round_trip_and_refuse_corruption(tmp_path):
     with pytest.raises(CorruptedFile, match="unreadable or corrupted") as caught:
         load_torch(path, "checkpoint")
     assert caught.value.path == path and "delete it and run again" in str(caught.value)
-    with pytest.raises(FileNotFoundError, match=r"checkpoint '.*missing\.pt' does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint does not exist: '.*missing\.pt'"):
         load_torch(tmp_path / "missing.pt", "checkpoint")
 
 
@@ -93,14 +93,24 @@ def test_netcdf_reads_name_the_problem(tmp_path):
     assert list(open_cubes([path])) == ["a"]
     truncated = tmp_path / "truncated.nc"
     truncated.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(CorruptedFile, match=r"cube '.*truncated\.nc' is truncated, corrupted"):
+    with pytest.raises(CorruptedFile, match=r"cube '.*truncated\.nc' is truncated or corrupted"):
         open_cubes([truncated])
     text = tmp_path / "notes.nc"
     text.write_text("not a NetCDF file\n")
-    with pytest.raises(CorruptedFile, match="not a NetCDF file"):
-        open_netcdf(text, "cube")
+    with pytest.raises(
+        CorruptedFile, match=r"is not a NetCDF file \(first bytes b'not a Ne'\); give a cube$"
+    ):
+        open_netcdf(text, "cube")  # another kind of file: no advice to delete it
+    with pytest.raises(
+        CorruptedFile, match=r"is not a torch file \(it is a NetCDF file\); give a check"
+    ):
+        load_torch(path, "checkpoint")
+    with pytest.raises(FileNotFoundError, match=r"cube is a folder, not a file"):
+        open_netcdf(tmp_path, "cube")
     history = write_netcdf(xr.Dataset({"lr": ("epoch", [0.1])}), tmp_path / "history.nc")
-    with pytest.raises(CorruptedFile, match=r"is a NetCDF file but not a cube: it lacks \['D'"):
+    with pytest.raises(
+        CorruptedFile, match=r"is a NetCDF file but not a cube: it lacks \['D'.*; give a cube$"
+    ):
         open_cubes([history])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         open_netcdf(tmp_path / "none.nc", "cube")

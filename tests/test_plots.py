@@ -79,7 +79,10 @@ def test_error_vs_sensitivity_colours_by_noise_when_given():
 
 def test_spectra_and_empty_spectra():
     spectrum = xr.Dataset(
-        {"fraction": (("seed", "checkpoint", "layer", "mode"), np.full((1, 2, 3, 9), 1 / 9))},
+        {
+            "fraction": (("seed", "checkpoint", "layer", "mode"), np.full((1, 2, 3, 9), 1 / 9)),
+            "test_error": (("seed", "checkpoint"), [[0.9, 0.05]]),
+        },
         coords={
             "seed": [0],
             "checkpoint": ["init", "best"],
@@ -93,6 +96,7 @@ def test_spectra_and_empty_spectra():
     fig = plots.spectra({"conv": spectrum, "fc": empty})
     labelled(fig)
     assert "no convolution" in fig.axes[1].texts[0].get_text()
+    assert fig.axes[0].get_title() == "conv\ntest error 5.0%"
 
 
 def test_depth_laws_and_theory():
@@ -134,7 +138,25 @@ def test_many_variants_wrap_into_rows():
     fig = plots.layerwise(cubes)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 27 and len(fig.axes) == 3 * 2 * plots.MAX_COLUMNS
-    assert {ax.get_title() for ax in visible if ax.get_title()} == {
-        f"v{i}  (δ = 1.50 px)" for i in range(9)
-    }
+    titles = [ax.get_title() for ax in visible if ax.get_title()]
+    # the temperature nearest 1 px is drawn (deltas 0.5 and 1.5: 1.5 is nearer on a log scale)
+    assert [t.split("\n")[0] for t in titles] == [f"v{i}  (δ = 1.50 px)" for i in range(9)]
     assert fig.get_figwidth() < 25
+
+
+def test_trained_nets_show_their_test_error_and_undertrained_ones_are_marked():
+    cube = small_cube(0)
+    error = float(cube.test_error.sel(checkpoint="best").mean())
+    for figure in (plots.layerwise, plots.temperatures):
+        fine = figure({"a": cube}, ceiling=error + 0.01)
+        title = next(ax for ax in fine.axes if ax.get_title())
+        assert title.get_title().endswith(f"test error {error:.1%}")
+        assert title.title.get_color() == "black"
+        under = figure({"a": cube}, ceiling=error - 0.01)
+        title = next(ax for ax in under.axes if ax.get_title())
+        assert "undertrained" in title.get_title() and title.title.get_color() == "#C00000"
+    fits = fit_experiment({"a": cube}, bootstrap=20)
+    under = plots.depth_laws({"a": cube}, fits, ceiling=error - 0.01)
+    assert any("undertrained" in ax.get_title() for ax in under.axes)
+    scatter = plots.error_vs_sensitivity({"a": cube}, ceiling=0.3)
+    assert any(line.get_ydata()[0] == 0.3 for ax in scatter.axes for line in ax.get_lines())

@@ -354,3 +354,23 @@ def test_temperatures_as_arrays_or_tensors():
 def test_diffeo_needs_square_images():
     with pytest.raises(ValueError, match="pixel_move"):
         measure(nn.Flatten(), torch.zeros(4, 1, 32), temperatures=[T_MIN])
+
+
+def test_identical_probes_and_collapsed_layers_are_named(caplog):
+    import logging
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU())
+    same = torch.ones(4, 1, 8, 8)
+    with pytest.raises(ValueError, match="all probes are the same image"):
+        measure(model, same, temperatures=[1e-3])
+    dead = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU())
+    with torch.no_grad():
+        dead[0].weight.zero_()
+        dead[0].bias.fill_(-1.0)  # every output is relu(-1) = 0, whatever the probe
+    images = torch.rand(4, 1, 8, 8)
+    with caplog.at_level(logging.WARNING, logger="diffsens.sensitivity"):
+        result = measure(dead, images, temperatures=[1e-3], layers=["1"])
+    assert "give every probe the same representation" in caplog.text
+    assert np.isnan(result.R.item())
+    with pytest.raises(TypeError, match="rectify_noise must be True or False"):
+        measure(model, images, temperatures=[1e-3], rectify_noise="no")

@@ -42,6 +42,7 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
     snakemake(
         tmp_path,
         CONFIG,
+        "results/figures/tiny/layerwise.png",  # one path through the DAG: the rules of RULES
         "--workflow-profile",
         str(REPO / "profiles" / "slurm"),
         # site settings of this test cluster, which keeps no accounting database

@@ -49,7 +49,7 @@ EXPERIMENT_PLOTS = {
         "plot_depth_laws",
     )
 }
-FITS = {job("fit_depth_laws", experiment="tiny")}
+FITS = {job("fit_depth_laws", experiment="tiny"), job("summarise")}  # the summary reads fits
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 
@@ -174,6 +174,13 @@ def test_analysis_edit_refits_and_redraws_only(tiny_run):
     assert planned_jobs(tiny_run, config) == FITS | {job("plot_depth_laws", experiment="tiny")}
 
 
+def test_a_ceiling_edit_redraws_and_resummarises_only(tiny_run):
+    config = edited(lambda c: c["experiments"]["tiny"].update(error_ceiling=0.5))
+    assert planned_jobs(tiny_run, config) == FITS | EXPERIMENT_PLOTS | {
+        job("plot_spectra", experiment="tiny")
+    }
+
+
 def test_report_is_self_contained(tiny_run):
     snakemake(tiny_run, TINY, "--report", "results/report.html")
     html = (tiny_run / "results" / "report.html").read_text()
@@ -195,7 +202,30 @@ def test_science_outputs(tiny_run):
         assert fits.exponent.dims == ("variant", "quantity", "checkpoint", "condition")
     table = (results / "fits" / "tiny.csv").read_text().splitlines()
     assert table[0].startswith("variant,quantity,checkpoint,condition,exponent")
+    assert "undertrained" in table[0]
     assert "| network |" in (results / "theory" / "fits.md").read_text()
+
+
+def test_the_summary_quotes_the_cubes(tiny_run):
+    import pandas as pd
+
+    results = tiny_run / "results"
+    summary = pd.read_csv(results / "summary.csv")
+    assert len(summary) == 2 * 2 * 2  # variants x checkpoints x conditions
+    row = summary.query("variant == 'b' and checkpoint == 'best' and condition == 'shuffled'")
+    with xr.open_dataset(results / "cubes" / "tiny" / "b.nc") as cube:
+        near = cube.isel(temperature=int(np.argmin(abs(np.log(cube.delta.values)))))
+        R = near.R.sel(checkpoint="best", condition="shuffled", layer="pool2")  # deepest hidden
+        assert row.R_last.item() == pytest.approx(float(R.mean()))
+        assert row.test_error.item() == pytest.approx(
+            float(cube.test_error.sel(checkpoint="best").mean())
+        )
+        assert row.delta.item() == pytest.approx(float(near.delta))
+    assert row.last_layer.item() == "pool2"
+    # two epochs leave the tiny nets far above the default ceiling (10%): flagged, init never
+    assert summary.undertrained.tolist() == (summary.checkpoint == "best").tolist()
+    text = (results / "summary.md").read_text()
+    assert "## tiny" in text and "| b | best | shuffled |" in text and "(undertrained)" in text
 
 
 def test_an_executed_edit_leaves_the_rest_alone(tiny_run, tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+import signal
 from pathlib import Path
 
 import jsonschema
@@ -88,7 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         "source name prepared with its default settings",
     )
     m.add_argument("--out", required=True, type=Path, help="the cube to write (.nc)")
-    m.add_argument("--seed", type=int, default=0, help="seeds deformations, noise and shuffles")
+    m.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seeds deformations, noise and shuffles (default: the checkpoints' training seed)",
+    )
     m.add_argument(
         "--other-data",
         action="store_true",
@@ -129,11 +134,18 @@ def _measure(args) -> None:
     for key, spec in group.items():
         if "oneOf" in spec and key in values:
             values[key] = _one_of(values[key], spec)
+    names = [name for name, _ in args.checkpoints]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"several checkpoints are named {twice}: name each, e.g. a=PATH b=PATH")
+    inputs = [Path(path).resolve() for _, path in args.checkpoints] + [Path(args.data).resolve()]
+    if args.out.resolve() in inputs:
+        raise ValueError(f"--out {args.out} is one of the inputs; choose another file")
     data = _load_data(args.data)
     run = measure_run(
         dict(args.checkpoints), data, values, seed=args.seed, other_data=args.other_data
     )
-    path = write_netcdf(collect({args.seed: run}), args.out)
+    path = write_netcdf(collect({run.attrs["training_seed"]: run}), args.out)
     print(f"wrote {path}")
 
 
@@ -158,6 +170,8 @@ def _check_config(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None:  # the command, not a call: die quietly when a pipe closes (| head)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
     from diffsens.io import CorruptedFile
     from diffsens.runtime import tune_allocator
@@ -171,4 +185,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 
 import yaml
@@ -40,6 +41,8 @@ def read_yaml(path: str | os.PathLike) -> dict:
     try:
         with open(path, encoding="utf-8") as stream:
             content = yaml.safe_load(stream)
+    except OSError as error:
+        raise SettingsError([f"{os.fspath(path)}: cannot be read ({error.strerror})"]) from None
     except yaml.MarkedYAMLError as error:
         mark, start = error.problem_mark, error.context_mark
         context = ""
@@ -90,6 +93,7 @@ class Config:
         if problems:  # the structure is broken: nothing below can be trusted
             raise SettingsError(problems)
         self.raw = json.loads(json.dumps(raw))  # plain types, in the config's own order
+        self.results = {**defaults(schema()), **self.raw}["results"]
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")
         self.figures = self._section("figures")
@@ -101,6 +105,7 @@ class Config:
         for name, settings in self.datasets.items() if against_data else ():
             problems += self._shape(name, settings)
         self._variants = {}
+        located = []  # (experiment, variant, path, problem)
         for experiment, entry in self.raw["experiments"].items():
             if entry["dataset"] not in self.datasets:
                 problems.append(
@@ -109,11 +114,12 @@ class Config:
                 )
                 continue
             for variant in entry["variants"]:
-                problems += self._resolve(experiment, variant)
+                located += self._resolve(experiment, variant)
         if against_data:
-            problems += self._check_models()
-        if problems:  # variants sharing an experiment's setting share its problem: say it once
-            raise SettingsError(list(dict.fromkeys(problems)))
+            located += self._check_models()
+        problems += self._locate(located)
+        if problems:
+            raise SettingsError(problems)
 
     def dataset_of(self, experiment: str) -> str:
         return self.raw["experiments"][experiment]["dataset"]
@@ -125,7 +131,14 @@ class Config:
         return list(self.raw["experiments"][experiment]["variants"])
 
     def law(self, experiment: str) -> str:
-        return self.raw["experiments"][experiment].get("law", "auto")
+        return self._experiment(experiment)["law"]
+
+    def error_ceiling(self, experiment: str) -> float:
+        return self._experiment(experiment)["error_ceiling"]
+
+    def _experiment(self, experiment: str) -> dict:
+        """An experiment's own keys (not its sections), defaults filled in."""
+        return {**defaults("experiment"), **self.raw["experiments"][experiment]}
 
     def variant(self, experiment: str, variant: str) -> dict:
         """``{"model", "training", "measure"}`` of one variant, complete and canonical."""
@@ -140,24 +153,37 @@ class Config:
         options = {key: value for key, value in settings.items() if key != "source"}
         try:
             self.shapes[name] = data_shape(settings["source"], **options)
-        except ValueError as error:
+        except (ValueError, FileNotFoundError) as error:  # bad settings, data absent offline
             return [f"datasets.{name}: {error}"]
         return []
 
     def _where(self, experiment: str, variant: str, section: str, key: str | None = None) -> str:
-        """The config path that sets ``section.key`` for this variant (variant, else
-        experiment, else the schema default)."""
+        """The config path that sets ``section.key`` (or the ``section``) for this variant: the
+        variant's, else the experiment's, else the schema default."""
         base = f"experiments.{experiment}"
         entry = self.raw["experiments"][experiment]
+        own = (entry["variants"][variant] or {}).get(section, {})
         if key is None:
-            return f"{base}.variants.{variant}.{section}"
-        if key in (entry["variants"][variant] or {}).get(section, {}):
+            return f"{base}.variants.{variant}.{section}" if own else f"{base}.{section}"
+        if key in own:
             return f"{base}.variants.{variant}.{section}.{key}"
         if key in entry.get(section, {}):
             return f"{base}.{section}.{key}"
         return f"{base}.{section}.{key} (the default)"
 
-    def _resolve(self, experiment: str, variant: str) -> list[str]:
+    def _locate(self, problems: list[tuple[str, str, str, str]]) -> list[str]:
+        """``(experiment, variant, path, problem)`` as lines, one per distinct problem: one that
+        an experiment-level setting causes in some of its variants only names them."""
+        by_problem: dict[tuple[str, str, str], list[str]] = {}
+        for experiment, variant, path, problem in problems:
+            by_problem.setdefault((experiment, path, problem), []).append(variant)
+        lines = []
+        for (experiment, path, problem), affected in by_problem.items():
+            every = ".variants." in path or len(affected) == len(self.variants(experiment))
+            lines.append(f"{path}: {problem}" + ("" if every else f" (in {', '.join(affected)})"))
+        return lines
+
+    def _resolve(self, experiment: str, variant: str) -> list[tuple[str, str, str, str]]:
         entry = self.raw["experiments"][experiment]
         overrides = entry["variants"][variant] or {}
         merged = {s: {**entry.get(s, {}), **overrides.get(s, {})} for s in SECTIONS}
@@ -167,7 +193,8 @@ class Config:
             "measure": {**defaults("measure"), **merged["measure"]},
         }
         if settings["measure"]["deformation"] == "pixel_move":
-            del settings["measure"]["temperatures"]  # one fixed move: no temperature to edit
+            for key in ("temperatures", "deltas"):  # one fixed move: no temperature to edit
+                del settings["measure"][key]
         self._variants[experiment, variant] = canonical(settings)
         shape = self.shapes.get(self.dataset_of(experiment))
         training, measure = settings["training"], settings["measure"]
@@ -177,15 +204,18 @@ class Config:
         found += [
             ("measure", k, p) for k, p in measure_conflicts(measure, shape, training["save_epochs"])
         ]
-        problems = [f"{self._where(experiment, variant, s, k)}: {p}" for s, k, p in found]
+        if {"temperatures", "deltas"} <= set(merged["measure"]):
+            found.append(("measure", "deltas", "set either temperatures or deltas, not both"))
         if "name" not in settings["model"]:
-            where = self._where(experiment, variant, "model")
-            problems.append(f"{where}: no model name (set model.name in the experiment or here)")
-        return problems
+            found.append(("model", None, "no model name (set model.name in the experiment)"))
+        return [
+            (experiment, variant, self._where(experiment, variant, section, key), problem)
+            for section, key, problem in found
+        ]
 
-    def _check_models(self) -> list[str]:
-        """Every model option exists, and every distinct (model, data) pair builds and runs on
-        the meta device (each pair checked once)."""
+    def _check_models(self) -> list[tuple[str, str, str, str]]:
+        """Every model option exists, and every distinct (model, data) pair builds and runs
+        (each pair checked once)."""
         from diffsens.models import check_spec, model_options
 
         checked: dict[str, str] = {}
@@ -198,10 +228,9 @@ class Config:
             options = model_options(spec["name"])
             unknown = [key for key in spec if key != "name" and key not in options]
             for key in unknown:
-                problems.append(
-                    f"{self._where(experiment, variant, 'model', key)}: model {spec['name']!r} "
-                    f"has no option {key!r}; its options are {sorted(options)}"
-                )
+                where = self._where(experiment, variant, "model", key)
+                problem = f"model {spec['name']!r} has no option {key!r}; its options are "
+                problems.append((experiment, variant, where, problem + str(sorted(options))))
             if unknown or shape is None:
                 continue
             key = repr((spec, shape))
@@ -215,8 +244,10 @@ class Config:
                         input_size=shape.input_size,
                     )
                     checked[key] = ""
-                except (TypeError, ValueError) as error:
+                except (TypeError, ValueError, RuntimeError) as error:  # (too big to allocate)
                     checked[key] = str(error)
             if checked[key]:
-                problems.append(f"{self._where(experiment, variant, 'model')}: {checked[key]}")
+                named = [k for k in spec if k != "name" and re.search(rf"\b{k}\b", checked[key])]
+                where = self._where(experiment, variant, "model", named[0] if named else None)
+                problems.append((experiment, variant, where, checked[key]))
         return problems

@@ -24,7 +24,7 @@ import pandas as pd
 import xarray as xr
 
 from diffsens.data import PreparedData, probe_set
-from diffsens.diffeo import log_spaced_temperatures
+from diffsens.diffeo import log_spaced_temperatures, temperature_for_displacement
 from diffsens.io import write_netcdf
 from diffsens.pooling import shuffle_channels
 from diffsens.provenance import RunSettings, software
@@ -36,7 +36,15 @@ from diffsens.train import load_checkpoint
 __all__ = ["CONDITIONS", "collect", "measure_run", "summary", "write_netcdf"]
 
 CONDITIONS = ("original", "shuffled")
-_SAMPLING = ("probes", "probe_seed", "temperatures", "checkpoints", "conditions", "device")
+_SAMPLING = (
+    "probes",
+    "probe_seed",
+    "temperatures",
+    "deltas",
+    "checkpoints",
+    "conditions",
+    "device",
+)
 """Measure settings that :func:`measure_run` handles itself; the rest go to ``measure()``."""
 
 
@@ -45,7 +53,7 @@ def measure_run(
     data: PreparedData,
     settings: Mapping | None = None,
     *,
-    seed: int = 0,
+    seed: int | None = None,
     other_data: bool = False,
 ) -> xr.Dataset:
     """Sensitivities of one training run: ``checkpoint x condition x layer x temperature``.
@@ -57,8 +65,9 @@ def measure_run(
     over [T_min, T_max] for the images' size and ``cut``) or explicit values (ignored by
     ``deformation="pixel_move"``); ``"shuffled"`` measures the net with its conv input channels
     permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the deformations, the
-    noise and the shuffle. Probing data other than the checkpoints' training data is refused
-    unless ``other_data``.
+    noise and the shuffle (default: the checkpoints' training seed, as the workflow does; the
+    run records both as ``seed`` and ``training_seed``). Probing data other than the
+    checkpoints' training data is refused unless ``other_data``.
     """
     given = {key: value for key, value in (settings or {}).items() if key != "checkpoints"}
     cfg = {**resolve("measure", given), "checkpoints": list(checkpoints)}  # any names here
@@ -70,25 +79,24 @@ def measure_run(
         raise SettingsError(problems)
     device = pick_device(cfg["device"])
     images, _ = probe_set(data, cfg["probes"], seed=cfg["probe_seed"])
+    n = images.shape[-1]
     if cfg["deformation"] == "pixel_move":
-        cfg["temperatures"] = None  # one fixed move: no temperature axis
+        cfg["temperatures"] = cfg["deltas"] = None  # one fixed move: no temperature axis
+    elif cfg["deltas"] is not None:
+        cfg["temperatures"] = [
+            temperature_for_displacement(d, cfg["cut"], n) for d in cfg["deltas"]
+        ]
     temperatures = cfg["temperatures"]
     if isinstance(temperatures, int):
-        temperatures = log_spaced_temperatures(images.shape[-1], cfg["cut"], temperatures)
+        temperatures = log_spaced_temperatures(n, cfg["cut"], temperatures)
     options = {key: value for key, value in cfg.items() if key not in _SAMPLING}
     dataset = data.describe()
-    run_settings, by_checkpoint, test_errors, epochs = None, [], [], []
-    for path in checkpoints.values():
-        model, checkpoint = load_checkpoint(path, device)
-        recorded = RunSettings.from_checkpoint(checkpoint)
-        if run_settings is None:
-            run_settings = recorded
-            _check_data(recorded.dataset, dataset, path, other_data)
-        elif recorded != run_settings:
-            raise ValueError(
-                f"checkpoint {os.fspath(path)!r} comes from another training run than "
-                f"{os.fspath(next(iter(checkpoints.values())))!r} (other model, training or data)"
-            )
+    loaded = {name: load_checkpoint(path, device) for name, path in checkpoints.items()}
+    training_seed, run_settings = _one_run(checkpoints, loaded)
+    _check_data(run_settings.dataset, dataset, next(iter(checkpoints.values())), other_data)
+    seed = training_seed if seed is None else seed
+    by_checkpoint = []
+    for model, _ in loaded.values():
         by_condition = []
         for condition in cfg["conditions"]:
             net = model if condition == "original" else shuffle_channels(model, seed=seed)
@@ -103,13 +111,13 @@ def measure_run(
                 )
             )
         by_checkpoint.append(xr.concat(by_condition, pd.Index(cfg["conditions"], name="condition")))
-        test_errors.append(checkpoint["test_error"])
-        epochs.append(checkpoint["epoch"])
     run = xr.concat(
         by_checkpoint, pd.Index(list(checkpoints), name="checkpoint"), combine_attrs="override"
     )
+    test_errors = [checkpoint["test_error"] for _, checkpoint in loaded.values()]
     run["test_error"] = ("checkpoint", np.asarray(test_errors, dtype=np.float64))
     run.test_error.attrs = {"long_name": "test error of the checkpoint", "units": "1"}
+    epochs = [checkpoint["epoch"] for _, checkpoint in loaded.values()]
     run["epoch"] = ("checkpoint", np.asarray(epochs, dtype=np.int64))
     run.epoch.attrs = {"long_name": "training epoch of the checkpoint", "units": "1"}
     described = RunSettings(
@@ -118,10 +126,29 @@ def measure_run(
         dataset=dataset,
         measure=cfg,
     )
-    run.attrs.update(described.to_attrs(), seed=seed, device=describe_device(device))
+    run.attrs.update(
+        described.to_attrs(),
+        seed=seed,
+        training_seed=training_seed,
+        device=describe_device(device),
+    )
     if dataset != run_settings.dataset:
         run.attrs["training_dataset"] = json.dumps(run_settings.dataset, sort_keys=True)
     return run
+
+
+def _one_run(checkpoints: Mapping, loaded: Mapping) -> tuple[int, RunSettings]:
+    """The training seed and settings the checkpoints share; checkpoints of different runs
+    (model, training, data or seed) are refused before anything is measured."""
+    first = next(iter(loaded))
+    seed, settings = loaded[first][1]["seed"], RunSettings.from_checkpoint(loaded[first][1])
+    for name, (_, checkpoint) in loaded.items():
+        if (checkpoint["seed"], RunSettings.from_checkpoint(checkpoint)) != (seed, settings):
+            raise ValueError(
+                f"checkpoint {os.fspath(checkpoints[name])!r} comes from another training run "
+                f"than {os.fspath(checkpoints[first])!r} (other model, training, data or seed)"
+            )
+    return seed, settings
 
 
 def _check_data(trained_on: dict, probed: dict, path, other_data: bool) -> None:
@@ -130,14 +157,16 @@ def _check_data(trained_on: dict, probed: dict, path, other_data: bool) -> None:
     raise ValueError(
         f"checkpoint {os.fspath(path)!r} was trained on {trained_on['name']} "
         f"{trained_on['settings']}, but the probes come from other data ({probed['name']} "
-        f"{probed['settings']}); probe its own data, or allow other data explicitly"
+        f"{probed['settings']}); probe its own data, or allow other data explicitly "
+        "(other_data=True; diffsens measure --other-data)"
     )
 
 
 def collect(
     runs: Mapping[int, xr.Dataset], *, experiment: str = "", variant: str = ""
 ) -> xr.Dataset:
-    """Stack one :func:`measure_run` result per seed into a cube, with provenance attributes."""
+    """Stack one :func:`measure_run` result per training seed into a cube (the ``seed`` axis),
+    with provenance attributes and the seed each run was measured with (``measure_seed``)."""
     if not runs:
         raise ValueError("collect needs at least one run")
     seeds = sorted(runs)
@@ -156,7 +185,11 @@ def collect(
     cube = xr.concat(
         [runs[seed] for seed in seeds], pd.Index(seeds, name="seed"), combine_attrs="override"
     )
-    cube.attrs.pop("seed", None)  # each run's own; the cube has a seed axis
+    measured_with = [runs[seed].attrs.get("seed", seed) for seed in seeds]
+    cube = cube.assign_coords(measure_seed=("seed", np.asarray(measured_with, dtype=np.int64)))
+    cube.measure_seed.attrs = {"long_name": "seed of the deformations, noise and shuffles"}
+    for key in ("seed", "training_seed"):  # each run's own; the cube has a seed axis
+        cube.attrs.pop(key, None)
     named = RunSettings(**{**vars(settings), "experiment": experiment, "variant": variant})
     cube.attrs.update(named.to_attrs(), **software(), device=", ".join(devices))
     return cube
@@ -170,6 +203,9 @@ def summary(cube: xr.Dataset) -> str:
         lines.append(f"experiment: {settings.experiment}, variant: {settings.variant}")
     lines.append(f"model: {settings.model}")
     lines.append(f"dataset: {settings.dataset['name']} {settings.dataset['settings']}")
+    if "training_dataset" in cube.attrs:
+        trained_on = json.loads(cube.attrs["training_dataset"])
+        lines.append(f"trained on other data: {trained_on['name']} {trained_on['settings']}")
     for key in ("git_commit", "device", "created"):
         if key in cube.attrs:
             lines.append(f"{key}: {cube.attrs[key]}")

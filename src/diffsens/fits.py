@@ -20,12 +20,15 @@ from diffsens.laws import LAWS, QUANTITIES, model_law
 from diffsens.provenance import RunSettings
 
 __all__ = [
+    "at_delta",
     "depth_series",
     "fit_cube",
     "fit_experiment",
     "fit_law",
     "fit_layers",
     "fit_table",
+    "trained_checkpoint",
+    "trained_error",
 ]
 
 
@@ -102,13 +105,18 @@ def fit_layers(
     return ds
 
 
-def fit_table(fits: xr.Dataset, predicted: xr.DataArray | None = None) -> pd.DataFrame:
-    """A flat table (one row per fitted curve) with the prediction beside each exponent."""
-    table = fits.to_dataframe().reset_index()
-    if predicted is not None:
-        table = table.merge(predicted.rename("predicted").to_dataframe().reset_index(), how="left")
-    if "predicted" in table:
-        table["deviation"] = table["exponent"] - table["predicted"]
+def fit_table(fits: xr.Dataset, ceiling: float | None = None) -> pd.DataFrame:
+    """:func:`fit_experiment` as a flat table, one row per fitted curve: the exponent, its
+    interval, the prediction and the deviation from it, the law, the checkpoint's test error, and
+    whether a trained checkpoint is above the error ``ceiling`` (undertrained)."""
+    curves = fits[["exponent", "prefactor", "low", "high"]].to_dataframe().reset_index()
+    table = curves.merge(fits.predicted.to_dataframe().reset_index(), how="left")
+    table["deviation"] = table["exponent"] - table["predicted"]
+    table = table.merge(fits.law.to_dataframe().reset_index(), how="left")
+    table = table.merge(fits.test_error.to_dataframe().reset_index(), how="left")
+    table["undertrained"] = (table.checkpoint != "init") & (
+        table.test_error > (np.inf if ceiling is None else ceiling)
+    )
     return table
 
 
@@ -123,21 +131,42 @@ def depth_series(ds: xr.Dataset) -> xr.Dataset:
     return ds.sel(layer=keep).assign_coords(depth=("layer", np.arange(1, len(keep) + 1)))
 
 
+def trained_checkpoint(cube: xr.Dataset) -> str:
+    """The checkpoint that stands for "trained": ``best`` if measured, else the last non-init."""
+    names = [str(c) for c in cube.checkpoint.values]
+    trained = [c for c in names if c != "init"]
+    return "best" if "best" in names else (trained[-1] if trained else names[-1])
+
+
+def trained_error(results: xr.Dataset) -> float:
+    """Test error of the trained checkpoint, mean over seeds (a cube, or a spectra file)."""
+    return float(results.test_error.sel(checkpoint=trained_checkpoint(results)).mean())
+
+
+def at_delta(cube: xr.Dataset, delta: float = 1.0) -> xr.Dataset:
+    """The cube at the measured temperature whose typical displacement is nearest ``delta``
+    pixels (on a log scale): the analysis slice. One-pixel moves have delta 1."""
+    deltas = np.asarray(cube.delta.values, dtype=float)
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0 pixels, got {delta!r}")
+    return cube.isel(temperature=int(np.argmin(np.abs(np.log(deltas / delta)))))
+
+
 def fit_cube(
     cube: xr.Dataset,
     law: str,
     *,
-    temperature: int = -1,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> xr.Dataset:
-    """Fit ``law`` to D_k, G_k, R_k of every checkpoint and condition of a cube.
+    """Fit ``law`` to D_k, G_k, R_k of every checkpoint and condition of a cube at one
+    temperature (:func:`at_delta`).
 
     Returns ``exponent``, ``prefactor``, ``low``, ``high`` over ``(quantity, checkpoint,
     condition)``, the interval bootstrapped over the cube's seeds.
     """
-    series = depth_series(cube.isel(temperature=temperature))
+    series = depth_series(cube)
     fits = [
         fit_layers(series[q], law, n_boot=n_boot, confidence=confidence, seed=seed)
         for q in QUANTITIES
@@ -150,17 +179,19 @@ def fit_experiment(
     cubes: dict[str, xr.Dataset],
     law: str = "auto",
     *,
-    temperature: int = -1,
+    delta: float = 1.0,
     bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> xr.Dataset:
-    """Depth-law fits of every variant of an experiment, beside the predicted exponents.
+    """Depth-law fits of every variant of an experiment at ``delta`` pixels (:func:`at_delta`),
+    beside the predicted exponents.
 
     ``law="auto"`` takes each variant's law from its model (:func:`diffsens.laws.model_law`, read
     from the cube's attributes); the predictions are the constant-filter ones where they apply.
     Returns ``exponent``, ``prefactor``, ``low``, ``high`` over ``(variant, quantity,
-    checkpoint, condition)``, ``predicted`` over ``(variant, quantity)`` and ``law`` by variant.
+    checkpoint, condition)``, ``predicted`` over ``(variant, quantity)``, ``law`` by variant and
+    ``test_error`` (mean over seeds) over ``(variant, checkpoint)``.
     """
     fits, predicted, laws = [], [], []
     for cube in cubes.values():
@@ -171,18 +202,20 @@ def fit_experiment(
             variant_law = "none"
         laws.append(variant_law)
         predicted.append([exponents[q] for q in QUANTITIES])
-        fits.append(
-            fit_cube(
-                cube,
-                variant_law,
-                temperature=temperature,
-                n_boot=bootstrap,
-                confidence=confidence,
-                seed=seed,
-            )
+        fitted = fit_cube(
+            at_delta(cube, delta),
+            variant_law,
+            n_boot=bootstrap,
+            confidence=confidence,
+            seed=seed,
         )
+        fitted["test_error"] = (
+            cube.test_error.mean("seed") if "seed" in cube.dims else cube.test_error
+        )
+        fits.append(fitted)
     ds = xr.concat(fits, pd.Index(list(cubes), name="variant"), join="outer", combine_attrs="drop")
     ds["predicted"] = (("variant", "quantity"), np.asarray(predicted, dtype=float))
     ds["law"] = ("variant", np.asarray(laws, dtype=str))
-    ds.attrs.update(temperature=temperature, bootstrap=bootstrap, confidence=confidence)
+    ds.test_error.attrs = {"long_name": "test error of the checkpoint, mean over seeds"}
+    ds.attrs.update(delta=delta, bootstrap=bootstrap, confidence=confidence)
     return ds

@@ -46,13 +46,21 @@ CHECKSUM = "sha256"
 
 
 class CorruptedFile(ValueError):
-    """A file exists but cannot be used: truncated, corrupted, or not what was expected."""
+    """A file exists but cannot be used: truncated, corrupted, or not what was expected.
 
-    def __init__(self, path: str | os.PathLike, what: str, problem: str):
-        self.path = Path(path)
-        super().__init__(
-            f"{what} {os.fspath(path)!r} {problem}; delete it and run again what wrote it"
-        )
+    ``problem`` says what is wrong, ``advice`` what to do: by default, for a damaged result,
+    make it again; for a file of another kind (``advice`` given), give the right one.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        what: str,
+        problem: str,
+        advice: str = "delete it and run again what wrote it",
+    ):
+        self.path, self.what, self.problem, self.advice = Path(path), what, problem, advice
+        super().__init__(f"{what} {os.fspath(path)!r} {problem}; {advice}")
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -148,9 +156,10 @@ def load_torch(path: str | os.PathLike, what: str, *, checked: bool = True) -> d
     """
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {os.fspath(path)!r} does not exist")
+    path = _existing(path, what)
+    kind = _kind(path)
+    if kind != "torch":
+        raise CorruptedFile(path, what, f"is not a torch file ({_which(kind)})", f"give a {what}")
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
@@ -176,17 +185,16 @@ def open_netcdf(
     path: str | os.PathLike, what: str = "NetCDF file", *, variables: Iterable[str] = ()
 ) -> xr.Dataset:
     """Read a NetCDF file into memory (and close it), checking it holds ``variables``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {os.fspath(path)!r} does not exist")
+    path = _existing(path, what)
+    kind = _kind(path)
+    if kind != "NetCDF":
+        raise CorruptedFile(path, what, f"is not a NetCDF file ({_which(kind)})", f"give a {what}")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             ds = ds.load()
     except Exception as error:
         raise CorruptedFile(
-            path,
-            what,
-            f"is truncated, corrupted or not a NetCDF file ({type(error).__name__}: {error})",
+            path, what, f"is truncated or corrupted ({type(error).__name__}: {error})"
         ) from error
     missing = [name for name in variables if name not in ds.variables]
     if missing:
@@ -195,8 +203,38 @@ def open_netcdf(
             what,
             f"is a NetCDF file but not a {what}: it lacks {missing} and holds "
             f"{sorted(map(str, ds.data_vars))}",
+            f"give a {what}",
         )
     return ds
+
+
+def _existing(path: str | os.PathLike, what: str) -> Path:
+    """``path`` if it is a file; else ``FileNotFoundError`` saying what is there instead."""
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(errno.ENOENT, f"{what} {problem}", str(path))
+    return path
+
+
+_MAGIC = {b"\x89HDF\r\n\x1a\n": "NetCDF", b"CDF\x01": "NetCDF", b"CDF\x02": "NetCDF"}
+
+
+def _kind(path: Path) -> str:
+    """What a file is, by its first bytes: "NetCDF", "torch" (a zip archive), or a description
+    for the message that refuses it."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"PK\x03\x04"):
+        return "torch"
+    return "empty" if not head else f"first bytes {head!r}"
+
+
+def _which(kind: str) -> str:
+    return f"it is a {kind} file" if kind in ("NetCDF", "torch") else kind
 
 
 def open_netcdfs(

@@ -19,6 +19,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from diffsens.fits import at_delta, depth_series, trained_checkpoint, trained_error
 from diffsens.io import write_atomically
 from diffsens.laws import LAWS, QUANTITIES, law_curve
 
@@ -32,7 +33,6 @@ __all__ = [
     "spectra",
     "temperatures",
     "theory",
-    "trained_checkpoint",
 ]
 
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -49,22 +49,29 @@ def _band(ax, x, values: xr.DataArray, colour, linestyle, label=None) -> None:
     ax.plot(x, values, color=colour, linestyle=linestyle, marker="o", ms=3, label=label)
 
 
-def trained_checkpoint(cube: xr.Dataset) -> str:
-    """The checkpoint that stands for "trained": ``best`` if measured, else the last non-init."""
-    names = [str(c) for c in cube.checkpoint.values]
-    trained = [c for c in names if c != "init"]
-    return "best" if "best" in names else (trained[-1] if trained else names[-1])
+def _title(ax, variant: str, results: xr.Dataset, ceiling: float | None, note: str = "") -> None:
+    """The variant, the trained net's test error, and a red mark when that error is above the
+    ceiling: such a net is drawn, but not as a trained one."""
+    error = trained_error(results)
+    text = f"{variant}{note}\ntest error {error:.1%}"
+    above = ceiling is not None and error > ceiling
+    if above:
+        text += f" > {ceiling:.0%}: undertrained"
+    ax.set_title(text, fontsize=9, color="#C00000" if above else "black")
 
 
 def layerwise(
     cubes: Mapping[str, xr.Dataset],
     quantities: Sequence[str] = QUANTITIES,
-    temperature: int = -1,
+    *,
+    delta: float = 1.0,
+    ceiling: float | None = None,
 ) -> Figure:
     """D_k, G_k, R_k (rows) against depth k, one column per variant (cube).
 
     Colours tell the conditions (original, channel-shuffled) apart, line styles the checkpoints
-    (init dashed). ``temperature`` indexes the cubes' temperature axis.
+    (init dashed). The measured temperature nearest a typical displacement of ``delta`` pixels is
+    drawn; titles give the trained net's test error, in red above ``ceiling``.
     """
     if not cubes:
         raise ValueError("layerwise needs at least one cube")
@@ -73,8 +80,9 @@ def layerwise(
     checkpoints: list[str] = []
     for axes, (variant, cube) in zip(columns, cubes.items(), strict=True):
         depth = cube.depth.values
+        cube = at_delta(cube, delta)
         for ax, quantity in zip(axes, quantities, strict=True):
-            data = cube[quantity].isel(temperature=temperature)
+            data = cube[quantity]
             for i, condition in enumerate(map(str, cube.condition.values)):
                 conditions += [] if condition in conditions else [condition]
                 for checkpoint in map(str, cube.checkpoint.values):
@@ -84,9 +92,7 @@ def layerwise(
             ax.set_yscale("log")
             ax.grid(alpha=0.3, which="both")
             ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
-        delta = float(cube.delta.isel(temperature=temperature))
-        title = variant if np.isnan(delta) else f"{variant}  (δ = {delta:.2f} px)"
-        axes[0].set_title(title, fontsize=9)
+        _title(axes[0], variant, cube, ceiling, f"  (δ = {float(cube.delta):.2f} px)")
         axes[-1].set_xlabel("depth $k$ (probe point)")
     handles = [Line2D([], [], color=PALETTE[i], label=c) for i, c in enumerate(conditions)]
     handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
@@ -94,7 +100,9 @@ def layerwise(
     return fig
 
 
-def temperatures(cubes: Mapping[str, xr.Dataset], quantity: str = "R") -> Figure:
+def temperatures(
+    cubes: Mapping[str, xr.Dataset], quantity: str = "R", *, ceiling: float | None = None
+) -> Figure:
     """``quantity`` against depth at every measured temperature (colour: the typical displacement
     delta), trained (solid) and initial (dashed) nets, original condition, mean over seeds."""
     fig, columns = _panels(len(cubes), 1, 3.2, 3.0)
@@ -112,7 +120,7 @@ def temperatures(cubes: Mapping[str, xr.Dataset], quantity: str = "R") -> Figure
                 )
                 _band(ax, cube.depth.values, values, colour, _STYLE.get(checkpoint, "-"))
         ax.set_yscale("log")
-        ax.set_title(variant, fontsize=9)
+        _title(ax, variant, cube, ceiling)
         ax.set_xlabel("depth $k$ (probe point)")
         ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         ax.grid(alpha=0.3, which="both")
@@ -131,16 +139,18 @@ def temperatures(cubes: Mapping[str, xr.Dataset], quantity: str = "R") -> Figure
 def error_vs_sensitivity(
     cubes: Mapping[str, xr.Dataset],
     *,
-    temperature: int = -1,
+    delta: float = 1.0,
+    ceiling: float | None = None,
     colour_by: Mapping[str, float] | None = None,
     colour_label: str = "",
 ) -> Figure:
     """Test error against D, G and R of the output of each trained net (paper figures 1 and 7,
     docs/science.md §10).
 
-    One small marker per seed, one large per variant (mean over seeds). ``colour_by`` maps each
-    variant to a number (e.g. its training-noise level) shown on a colour scale; otherwise each
-    variant gets its own colour.
+    One small marker per seed, one large per variant (mean over seeds), at the temperature
+    nearest ``delta`` pixels; a dashed line marks the ``ceiling`` on test error above which a
+    net counts as undertrained. ``colour_by`` maps each variant to a number (e.g. its
+    training-noise level) shown on a colour scale; otherwise each variant gets its own colour.
     """
     fig = Figure(figsize=(10, 3.4))
     axes = fig.subplots(1, 3, sharey=True)
@@ -156,7 +166,7 @@ def error_vs_sensitivity(
     for ax, quantity in zip(axes, QUANTITIES, strict=True):
         for variant, cube in cubes.items():
             trained = trained_checkpoint(cube)
-            out = cube[quantity].isel(temperature=temperature, layer=-1)
+            out = at_delta(cube, delta)[quantity].isel(layer=-1)
             out = out.sel(checkpoint=trained, condition="original")
             error = cube.test_error.sel(checkpoint=trained)
             ax.scatter(out, error, s=10, color=colours[variant], alpha=0.5, lw=0)
@@ -169,6 +179,8 @@ def error_vs_sensitivity(
                 lw=0.5,
                 label=variant,
             )
+        if ceiling is not None:
+            ax.axhline(ceiling, color="#C00000", ls="--", lw=0.8)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"${quantity}$ of the output")
@@ -182,7 +194,9 @@ def error_vs_sensitivity(
     return fig
 
 
-def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
+def spectra(
+    spectra_by_variant: Mapping[str, xr.Dataset], *, ceiling: float | None = None
+) -> Figure:
     """Share of filter energy on each Laplacian eigenvalue, per layer (paper figure 4,
     docs/science.md §10).
 
@@ -193,7 +207,7 @@ def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
     cmap = matplotlib.colormaps["viridis"]
     eigen = []
     for (ax,), (variant, ds) in zip(columns, spectra_by_variant.items(), strict=True):
-        ax.set_title(variant, fontsize=9)
+        _title(ax, variant, ds, ceiling)
         ax.set_xlabel("conv layer $k$")
         ax.set_ylabel("share of filter energy")
         ax.grid(alpha=0.3)
@@ -225,22 +239,24 @@ def spectra(spectra_by_variant: Mapping[str, xr.Dataset]) -> Figure:
 
 
 def depth_laws(
-    cubes: Mapping[str, xr.Dataset], fits: xr.Dataset, *, temperature: int = -1
+    cubes: Mapping[str, xr.Dataset],
+    fits: xr.Dataset,
+    *,
+    delta: float = 1.0,
+    ceiling: float | None = None,
 ) -> Figure:
     """D_k, G_k, R_k of the ReLU layers against k with fitted and predicted laws (paper figure 6,
     docs/science.md §10).
 
-    ``fits`` is :func:`diffsens.fits.fit_experiment` of the same cubes.
+    ``fits`` is :func:`diffsens.fits.fit_experiment` of the same cubes at the same ``delta``.
 
     Markers: measured (mean over seeds, band over seeds), init in grey, trained in colour;
     solid line: the fitted law of the trained net; dotted black: the prediction, anchored at the
     first layer.
     """
-    from diffsens.fits import depth_series
-
     fig, columns = _panels(len(cubes), 3, 3.0, 2.3)
     for axes, (variant, cube) in zip(columns, cubes.items(), strict=True):
-        series = depth_series(cube.isel(temperature=temperature)).sel(condition="original")
+        series = depth_series(at_delta(cube, delta)).sel(condition="original")
         k = series.depth.values
         trained = trained_checkpoint(cube)
         for row, (ax, quantity) in enumerate(zip(axes, QUANTITIES, strict=True)):
@@ -259,7 +275,7 @@ def depth_laws(
                 _prediction(ax, k, exponent, law, float(first[0]), 0)
             _law_axes(ax, law)
             ax.set_ylabel(_SYMBOLS[quantity])
-        axes[0].set_title(f"{variant} ({fits.law.sel(variant=variant).values})", fontsize=9)
+        _title(axes[0], variant, cube, ceiling, f" ({fits.law.sel(variant=variant).values} law)")
         axes[-1].set_xlabel("layer $k$")
     _legend(
         fig,

@@ -129,23 +129,27 @@ def laplacian_spectrum(model: nn.Module, kernel_shape: tuple[int, ...] | None = 
 
 def checkpoint_spectra(checkpoints: Mapping[tuple[int, str], str | os.PathLike]) -> xr.Dataset:
     """:func:`laplacian_spectrum` of saved checkpoints, ``(seed, checkpoint) -> file``, stacked
-    into ``seed x checkpoint x layer x mode``. Nets without spatial filters give no layers."""
+    into ``seed x checkpoint x layer x mode``, with each checkpoint's ``test_error``. Nets
+    without spatial filters give no layers."""
     from diffsens.train import load_checkpoint
 
     spectra = {}
     for (seed, name), path in checkpoints.items():
-        model, _ = load_checkpoint(path)
+        model, checkpoint = load_checkpoint(path)
         try:
-            spectra[seed, name] = laplacian_spectrum(model)
+            spectrum = laplacian_spectrum(model)
         except ValueError:  # no convolution with more than one pixel: nothing to project
-            spectra[seed, name] = laplacian_spectrum_empty()
+            spectrum = laplacian_spectrum_empty()
+        spectra[seed, name] = spectrum.assign(test_error=checkpoint["test_error"])
     seeds = sorted({seed for seed, _ in spectra})
     names = list(dict.fromkeys(name for _, name in spectra))
     by_seed = [
         xr.concat([spectra[seed, n] for n in names], pd.Index(names, name="checkpoint"))
         for seed in seeds
     ]
-    return xr.concat(by_seed, pd.Index(seeds, name="seed"), combine_attrs="override")
+    stacked = xr.concat(by_seed, pd.Index(seeds, name="seed"), combine_attrs="override")
+    stacked.test_error.attrs = {"long_name": "test error of the checkpoint", "units": "1"}
+    return stacked
 
 
 def laplacian_spectrum_empty() -> xr.Dataset:

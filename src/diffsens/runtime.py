@@ -46,7 +46,7 @@ def pick_device(name: str = "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for, but CUDA is not available here")
+        raise ValueError(f"device {name!r} was asked for, but CUDA is not available here")
     return device
 
 
@@ -97,14 +97,20 @@ def _report(kind, error, tb, inputs: list[Path]) -> None:
     from diffsens.io import CorruptedFile
 
     traceback.print_exception(kind, error, tb)
-    if not isinstance(error, CorruptedFile):
+    if isinstance(error, CorruptedFile):
+        path = error.path
+    elif isinstance(error, FileNotFoundError) and error.filename:
+        path = Path(error.filename)
+    else:
         return
-    path = error.path.resolve()
+    path = path.resolve()
     for target in inputs:  # the input (a file, or a folder holding the file) to produce again
         if path == target.resolve() or target.resolve() in path.parents:
+            rerun = os.environ.get("DIFFSENS_RERUN_OPTIONS", "")
             print(
-                f"\n{path} is unusable. Produce it again with:\n"
-                f"    snakemake --forcerun {target}\n",
+                f"\n{path} is missing or unusable. Produce it again with:\n"
+                f"    snakemake --forcerun {target} {rerun}".rstrip()
+                + "\n",
                 file=sys.stderr,
             )
             return

@@ -115,6 +115,8 @@ def measure(
     check_cut(cut)
     check_int("batch_size", batch_size, 1)
     check_int("seed", seed, 0)
+    if not isinstance(rectify_noise, bool):
+        raise TypeError(f"rectify_noise must be True or False, got {rectify_noise!r}")
     _check_images(images, deformation, block)
     temperatures, T_attrs = _resolve_temperatures(images, deformation, temperatures, cut)
     names, depths = _resolve_layers(layers)
@@ -192,6 +194,8 @@ def _check_images(images, deformation: str, block) -> None:
             f"images must hold at least 2 probes for the denominator, got {len(images)}"
         )
     check_finite("probes", images)
+    if bool((images == images[:1]).all()):
+        raise ValueError("all probes are the same image: the denominator (their spread) is 0")
 
 
 def _resolve_layers(layers) -> tuple[list[str], list[int]]:
@@ -356,6 +360,12 @@ _ATTRS = {
 def _dataset(names, depths, temperatures, stats, n, cut, deformation, settings) -> xr.Dataset:
     numerators = np.stack([stats[name].numerators() for name in names], axis=1)  # (2, L, T)
     den = np.array([stats[name].denominator() for name in names])
+    collapsed = [name for name, d in zip(names, den, strict=True) if not d > 0]
+    if collapsed:
+        logger.warning(
+            "layers %s give every probe the same representation: D, G, R are undefined there (NaN)",
+            collapsed,
+        )
     if deformation == "diffeo":
         delta = [typical_displacement(T, cut, n) for T in temperatures]
     else:

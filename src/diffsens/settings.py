@@ -149,8 +149,8 @@ def training_conflicts(training: Mapping, shape) -> list[tuple[str, str]]:
         labels = "+1/-1 labels" if binary else f"{shape.num_classes} classes"
         expected = "hinge" if binary else "cross_entropy"
         found.append(("loss", f"the data have {labels}: expected {expected!r}"))
-    if training["augmentation"] == "crop_flip" and shape.dims != 2:
-        found.append(("augmentation", "'crop_flip' needs images; the data are 1-D signals"))
+    if training["augmentation"] != "none" and shape.dims != 2:
+        found.append(("augmentation", "random crops need images; the data are 1-D signals"))
     return found
 
 
@@ -172,6 +172,14 @@ def measure_conflicts(
             found.append(("deformation", "'diffeo' needs images; use 'pixel_move' on 1-D data"))
         if measure["block"] is not None and shape.dims != 1:
             found.append(("block", "blocks of pixel moves apply to 1-D signals only"))
+        if measure["deformation"] == "pixel_move" and not shape.sparse:
+            found.append(
+                (
+                    "deformation",
+                    "'pixel_move' moves every non-zero value, which suits inputs of a few active "
+                    "pixels (the scale-detection tasks), not these images: use 'diffeo'",
+                )
+            )
     if save_epochs is not None:
         kept = {"init", "best", "last"} | {f"epoch_{e}" for e in save_epochs}
         missing = [c for c in measure["checkpoints"] if c not in kept]

@@ -78,6 +78,7 @@ def train(
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     run = _Run(model_spec, data, cfg, seed, Path(out_dir))
     if not run.restore():
+        run = _Run(model_spec, data, cfg, seed, Path(out_dir))  # nothing of a discarded state
         run.begin()
     if not run.finished:
         run.fit()
@@ -115,7 +116,13 @@ class _Run:
         dataset = data.describe()
         # Everything that determines the run; a saved state with another identity is not resumed.
         self.identity = canonical(
-            {"data": dataset["fingerprint"], "model": model_spec, "training": cfg, "seed": seed}
+            {
+                "data": dataset["fingerprint"],
+                "model": model_spec,
+                "training": cfg,
+                "seed": seed,
+                "device": self.device.type,  # random streams differ between CPU and CUDA
+            }
         )
         torch.manual_seed(seed)
         self.model = build_spec(model_spec, **self.data_shape).to(self.device)
@@ -167,18 +174,22 @@ class _Run:
             for name in state["kept"]:  # the copies to publish must be sound too
                 load_torch(self._kept(name), "kept checkpoint")
         except (CorruptedFile, FileNotFoundError) as error:
-            return self._discard(f"{error}")
-        if state["identity"] != self.identity:
-            changed = [k for k in self.identity if state["identity"].get(k) != self.identity[k]]
+            return self._discard(getattr(error, "problem", str(error)))
+        if state.get("identity") != self.identity:
+            saved = state.get("identity") or {}
+            changed = [k for k in self.identity if saved.get(k) != self.identity[k]]
             return self._discard(f"it was made with another {' and '.join(changed)}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and state["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.order.set_state(state["rng"]["order"])
-        self.draws.set_state(state["rng"]["draws"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if self.device.type == "cuda" and state["rng"]["cuda"]:
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            self.order.set_state(state["rng"]["order"])
+            self.draws.set_state(state["rng"]["draws"])
+        except (KeyError, RuntimeError, ValueError) as error:  # a state of another version
+            return self._discard(f"it does not fit this run ({type(error).__name__}: {error})")
         for key in ("best", "history", "position", "epoch", "kept", "finished"):
             setattr(self, key, state[key])
         log.info(
@@ -260,8 +271,9 @@ class _Run:
             index = batches[b].to(self.train_x.device)
             x = self.train_x[index].to(device, non_blocking=True)
             y = self.train_y[index].to(device, non_blocking=True)
-            if cfg["augmentation"] == "crop_flip":
-                x = random_crop_flip(x, _CROP_PADDING, self.fill, self.draws)
+            if cfg["augmentation"] != "none":
+                flip = cfg["augmentation"] == "crop_flip"
+                x = random_crop_flip(x, _CROP_PADDING, self.fill, self.draws, flip=flip)
             x = add_noise(x, cfg["training_noise"], self.draws)
             with autocast:
                 output = self.model(x)

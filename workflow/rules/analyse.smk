@@ -12,6 +12,7 @@ rule spectra:
         "../../environment.yml"
     params:
         settings=spectra_settings,
+        upstream=upstream_of_spectra,
     script:
         "../../scripts/spectra.py"
 
@@ -33,6 +34,7 @@ rule fit_depth_laws:
         "../../environment.yml"
     params:
         settings=fit_settings,
+        upstream=upstream_of_cubes,
     script:
         "../../scripts/fit_depth_laws.py"
 
@@ -56,3 +58,26 @@ rule theory:
         settings=lambda wildcards: CONFIG.theory,
     script:
         "../../scripts/theory.py"
+
+
+rule summarise:
+    input:
+        unpack(summary_inputs),
+    output:
+        table=report(
+            f"{RESULTS}/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+        markdown=f"{RESULTS}/summary.md",
+    log:
+        f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=summary_settings,
+        upstream=upstream_of_summary,
+    script:
+        "../../scripts/summarise.py"

@@ -11,5 +11,6 @@ rule collect:
         "../../environment.yml"
     params:
         settings=collect_settings,
+        upstream=upstream_of_collect,
     script:
         "../../scripts/collect.py"

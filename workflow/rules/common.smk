@@ -2,7 +2,10 @@
 # each named by its path in the config), and the input functions. Every job receives only its
 # own settings, as a canonical dict, so Snakemake's params trigger reruns of exactly the jobs
 # whose settings changed.
+import hashlib
+import json
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -29,11 +32,16 @@ if not workflow.overwrite_configfiles:
 
 # Snakemake reads `--config` values nested in mappings as strings: give them their YAML types.
 update_config(config, typed(workflow.config_settings.config))
+# The options a job's advice must repeat for `snakemake --forcerun FILE` to mean this config.
+RERUN = [f"--configfile={path}" for path in workflow.overwrite_configfiles]
+if workflow.config_settings.config_args:
+    RERUN += ["--config", *workflow.config_settings.config_args]
+os.environ.update(DIFFSENS_RERUN_OPTIONS=shlex.join(RERUN))
 # Checked whole by the process that builds the DAG; a process running one of its jobs (on a
 # cluster node, say) re-reads it without building every network again.
 CONFIG = Config(config, against_data=workflow.is_main_process)
 
-RESULTS = "results"
+RESULTS = CONFIG.results
 NAME = r"[A-Za-z0-9_.\-]+"  # dataset, experiment and variant names (the schema checks them too)
 CHECKPOINTS = f"{RESULTS}/train/{{experiment}}/{{variant}}/seed~{{seed}}/checkpoints"
 HISTORY = f"{RESULTS}/train/{{experiment}}/{{variant}}/seed~{{seed}}/history.nc"
@@ -45,7 +53,7 @@ FILTER_ENERGY = f"{RESULTS}/spectra/{{experiment}}/{{variant}}.nc"
 FITS = f"{RESULTS}/fits/{{experiment}}"
 EXPERIMENT_FIGURES = (
     "layerwise",
-    "temperatures",
+    "temperatures",  # only for experiments measured at several temperatures
     "error_vs_sensitivity",
     "spectra",
     "depth_laws",
@@ -64,6 +72,81 @@ wildcard_constraints:
 
 def variants(experiment):
     return CONFIG.variants(experiment)
+
+
+# Each job's `upstream` param digests every setting its inputs were made from. A job thus reruns
+# when any of them changes, even where Snakemake would not look: when an upstream job failed
+# after a settings change and its outputs were removed, the old downstream results must not pass
+# for results of the new settings.
+def fingerprint(*settings):
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[
+        :16
+    ]
+
+
+def made_by_train(experiment, variant, seed):
+    settings = CONFIG.variant(experiment, variant)
+    dataset = CONFIG.datasets[CONFIG.dataset_of(experiment)]
+    return [dataset, settings["model"], settings["training"], int(seed)]
+
+
+def made_by_measure(experiment, variant, seed):
+    measure = CONFIG.variant(experiment, variant)["measure"]
+    return [made_by_train(experiment, variant, seed), measure]
+
+
+def made_by_collect(experiment, variant):
+    return [made_by_measure(experiment, variant, s) for s in CONFIG.seeds(experiment)]
+
+
+def made_by_spectra(experiment, variant):
+    checkpoints = CONFIG.variant(experiment, variant)["measure"]["checkpoints"]
+    trainings = [
+        made_by_train(experiment, variant, s) for s in CONFIG.seeds(experiment)
+    ]
+    return [trainings, checkpoints]
+
+
+def made_by_cubes(experiment):
+    return [made_by_collect(experiment, v) for v in variants(experiment)]
+
+
+def upstream_of_train(wildcards):
+    return fingerprint(CONFIG.datasets[CONFIG.dataset_of(wildcards.experiment)])
+
+
+def upstream_of_measure(wildcards):
+    return fingerprint(
+        made_by_train(wildcards.experiment, wildcards.variant, wildcards.seed)
+    )
+
+
+def upstream_of_collect(wildcards):
+    return fingerprint(made_by_collect(wildcards.experiment, wildcards.variant))
+
+
+def upstream_of_spectra(wildcards):
+    return fingerprint(made_by_spectra(wildcards.experiment, wildcards.variant))
+
+
+def upstream_of_cubes(wildcards):
+    return fingerprint(made_by_cubes(wildcards.experiment))
+
+
+def upstream_of_depth_laws(wildcards):
+    e = wildcards.experiment
+    return fingerprint(made_by_cubes(e), fits_of(e))
+
+
+def upstream_of_spectra_figure(wildcards):
+    e = wildcards.experiment
+    return fingerprint([made_by_spectra(e, v) for v in variants(e)])
+
+
+def upstream_of_summary(wildcards):
+    experiments = CONFIG.raw["experiments"]
+    fits = [fits_of(e) for e in experiments]
+    return fingerprint([made_by_cubes(e) for e in experiments], fits)
 
 
 def dataset_file(wildcards):
@@ -132,12 +215,17 @@ def spectra_settings(wildcards):
     }
 
 
-def fit_settings(wildcards):
+def fits_of(experiment):
     return {
         **CONFIG.analysis,
-        "law": CONFIG.law(wildcards.experiment),
-        "variants": variants(wildcards.experiment),
+        "law": CONFIG.law(experiment),
+        "variants": variants(experiment),
+        "error_ceiling": CONFIG.error_ceiling(experiment),
     }
+
+
+def fit_settings(wildcards):
+    return fits_of(wildcards.experiment)
 
 
 def figure_files(name, folder="{experiment}"):
@@ -153,7 +241,39 @@ def figure_output(name, caption, category, folder="{experiment}"):
 
 
 def figure_settings(wildcards):
-    return {**CONFIG.figures, "temperature": CONFIG.analysis["temperature"]}
+    """Figure keys, the analysis displacement, and the experiment's error ceiling (if any)."""
+    settings = {**CONFIG.figures, "delta": CONFIG.analysis["delta"]}
+    if "experiment" in wildcards.keys():
+        settings["error_ceiling"] = CONFIG.error_ceiling(wildcards.experiment)
+    return settings
+
+
+def summary_inputs(wildcards):
+    return {
+        "cubes": [
+            CUBE.format(experiment=e, variant=v)
+            for e in CONFIG.raw["experiments"]
+            for v in variants(e)
+        ],
+        "fits": [FITS.format(experiment=e) + ".nc" for e in CONFIG.raw["experiments"]],
+    }
+
+
+def summary_settings(wildcards):
+    experiments = CONFIG.raw["experiments"]
+    return {
+        "delta": CONFIG.analysis["delta"],
+        "experiments": {e: variants(e) for e in experiments},
+        "error_ceilings": {e: CONFIG.error_ceiling(e) for e in experiments},
+    }
+
+
+def swept(experiment):
+    """Whether some variant is measured at several temperatures (smooth diffeomorphisms)."""
+    return any(
+        CONFIG.variant(experiment, v)["measure"]["deformation"] == "diffeo"
+        for v in variants(experiment)
+    )
 
 
 def final_outputs():
@@ -162,7 +282,8 @@ def final_outputs():
         outputs += expand(CUBE, experiment=experiment, variant=variants(experiment))
         outputs += [FITS.format(experiment=experiment) + ".csv"]
         for name in EXPERIMENT_FIGURES:
-            outputs += [f.format(experiment=experiment) for f in figure_files(name)]
-    outputs += [f"{RESULTS}/theory/fits.csv"]
+            if name != "temperatures" or swept(experiment):
+                outputs += [f.format(experiment=experiment) for f in figure_files(name)]
+    outputs += [f"{RESULTS}/summary.csv", f"{RESULTS}/theory/fits.csv"]
     outputs += figure_files("constant_filters", "") + figure_files("examples", "")
     return outputs

@@ -15,5 +15,6 @@ rule measure:
         gpu=LOCAL_GPU,
     params:
         settings=measure_settings,
+        upstream=upstream_of_measure,
     script:
         "../../scripts/measure.py"

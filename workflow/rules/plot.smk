@@ -12,6 +12,7 @@ rule plot_layerwise:
         "../../environment.yml"
     params:
         settings=figure_settings,
+        upstream=upstream_of_cubes,
     script:
         "../../scripts/plot_layerwise.py"
 
@@ -33,6 +34,7 @@ rule plot_error_vs_sensitivity:
         "../../environment.yml"
     params:
         settings=figure_settings,
+        upstream=upstream_of_cubes,
     script:
         "../../scripts/plot_error_vs_sensitivity.py"
 
@@ -50,6 +52,7 @@ rule plot_spectra:
         "../../environment.yml"
     params:
         settings=figure_settings,
+        upstream=upstream_of_spectra_figure,
     script:
         "../../scripts/plot_spectra.py"
 
@@ -68,6 +71,7 @@ rule plot_depth_laws:
         "../../environment.yml"
     params:
         settings=figure_settings,
+        upstream=upstream_of_depth_laws,
     script:
         "../../scripts/plot_depth_laws.py"
 
@@ -85,6 +89,7 @@ rule plot_theory:
         "../../environment.yml"
     params:
         settings=figure_settings,
+        upstream=lambda wildcards: fingerprint(CONFIG.theory),
     script:
         "../../scripts/plot_theory.py"
 
@@ -119,5 +124,6 @@ rule plot_temperatures:
         "../../environment.yml"
     params:
         settings=figure_settings,
+        upstream=upstream_of_cubes,
     script:
         "../../scripts/plot_temperatures.py"

@@ -15,5 +15,6 @@ rule train:
         gpu=LOCAL_GPU,
     params:
         settings=train_settings,
+        upstream=upstream_of_train,
     script:
         "../../scripts/train.py"

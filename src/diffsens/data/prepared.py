@@ -16,10 +16,14 @@ import torch
 
 from diffsens.data import scale_detection, sources
 from diffsens.data.transforms import NORMALISATION, add_noise, normalise
-from diffsens.io import digest, load_torch, save_torch
+from diffsens.io import CorruptedFile, digest, load_torch, save_torch
 from diffsens.settings import dataset_group, resolve
 
 __all__ = ["DATASETS", "DataShape", "PreparedData", "Source", "data_shape", "prepare", "probe_set"]
+
+
+SPARSE = 0.05
+"""Largest share of non-zero input values of a sparse dataset."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,8 @@ class DataShape:
     """What networks and measurements need to know of a dataset, without its contents.
 
     ``dims`` is 2 for images ``(N, C, n, n)``, 1 for signals ``(N, C, n)``; ``num_classes`` is 1
-    for +1/-1 labels (hinge loss).
+    for +1/-1 labels (hinge loss); ``sparse`` inputs are a few active pixels on zeros (the
+    scale-detection tasks), what one-pixel moves are made for.
     """
 
     dims: int
@@ -36,6 +41,7 @@ class DataShape:
     num_classes: int
     n_train: int
     n_test: int
+    sparse: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class PreparedData:
             num_classes=self.num_classes,
             n_train=len(self.train_images),
             n_test=len(self.test_images),
+            sparse=bool((self.test_images != 0).float().mean() < SPARSE),
         )
 
     def fingerprint(self) -> str:
@@ -101,12 +108,16 @@ class PreparedData:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PreparedData:
         saved = load_torch(path, "prepared dataset")
-        try:
-            return cls(**saved)
-        except TypeError as error:
-            raise ValueError(
-                f"prepared dataset {os.fspath(path)!r} has unexpected fields"
-            ) from error
+        expected = {f.name for f in fields(cls)}
+        if set(saved) != expected:
+            kind = "a checkpoint" if "state_dict" in saved else f"keys {sorted(saved)}"
+            raise CorruptedFile(
+                path,
+                "prepared dataset",
+                f"holds {kind}, not a prepared dataset",
+                "give a prepared dataset (results/data/NAME.pt) or a dataset source name",
+            )
+        return cls(**saved)
 
 
 def _images(name: str, splits, settings: dict, statistics: str | None = None) -> PreparedData:
@@ -163,8 +174,12 @@ def _scale_detection_1d(**settings) -> PreparedData:
     )
 
 
-def _torchvision_shape(channels: int, size: int, n_train: int, n_test: int):
-    return lambda **settings: DataShape(2, channels, size, 10, n_train, n_test)
+def _torchvision_shape(name: str, channels: int, size: int, n_train: int, n_test: int):
+    def shape(**settings) -> DataShape:
+        sources.check_available(name, settings["root"], settings["download"])
+        return DataShape(2, channels, size, 10, n_train, n_test)
+
+    return shape
 
 
 def _mnist5k_shape(**settings) -> DataShape:
@@ -175,12 +190,12 @@ def _mnist5k_shape(**settings) -> DataShape:
 
 def _scale_detection_2d_shape(**settings) -> DataShape:
     scale_detection.check_2d(**settings)
-    return DataShape(2, 1, settings["size"], 1, settings["n_train"], settings["n_test"])
+    return DataShape(2, 1, settings["size"], 1, settings["n_train"], settings["n_test"], True)
 
 
 def _scale_detection_1d_shape(**settings) -> DataShape:
     scale_detection.check_1d(**settings)
-    return DataShape(1, 1, settings["length"], 1, settings["n_train"], settings["n_test"])
+    return DataShape(1, 1, settings["length"], 1, settings["n_train"], settings["n_test"], True)
 
 
 @dataclass(frozen=True)
@@ -193,9 +208,11 @@ class Source:
 
 
 DATASETS = {
-    "cifar10": Source(_cifar10, _torchvision_shape(3, 32, 50_000, 10_000)),
-    "mnist": Source(_mnist, _torchvision_shape(1, 28, 60_000, 10_000)),
-    "fashion_mnist": Source(_fashion_mnist, _torchvision_shape(1, 28, 60_000, 10_000)),
+    "cifar10": Source(_cifar10, _torchvision_shape("cifar10", 3, 32, 50_000, 10_000)),
+    "mnist": Source(_mnist, _torchvision_shape("mnist", 1, 28, 60_000, 10_000)),
+    "fashion_mnist": Source(
+        _fashion_mnist, _torchvision_shape("fashion_mnist", 1, 28, 60_000, 10_000)
+    ),
     "mnist5k": Source(_mnist5k, _mnist5k_shape),
     "scale_detection_2d": Source(_scale_detection_2d, _scale_detection_2d_shape),
     "scale_detection_1d": Source(_scale_detection_1d, _scale_detection_1d_shape),

@@ -137,6 +137,7 @@ def check_2d(*, size, xi, gap, n_train, n_test, **_) -> None:
     _check(size=size, xi=xi, n_train=n_train, n_test=n_test)
     if not 0 <= gap < 2 * xi:
         raise ValueError(f"gap must be in [0, 2 xi) = [0, {2 * xi}), got {gap}")
+    _check_classes(xi, gap, largest=math.sqrt(2) * (size - 1), what=f"a {size} x {size} image")
 
 
 def check_1d(*, length, xi, gap, task, n_train, n_test, **_) -> None:
@@ -146,6 +147,25 @@ def check_1d(*, length, xi, gap, task, n_train, n_test, **_) -> None:
         raise ValueError(f"task must be 1 (distance) or 2 (same block), got {task!r}")
     if task == 2 and length % xi:
         raise ValueError(f"task 2 needs length to be a multiple of xi, got {length} and {xi}")
+    if task == 2 and not 2 <= xi <= length // 2:
+        raise ValueError(
+            f"task 2 needs blocks of at least 2 sites and at least 2 blocks: 2 <= xi <= "
+            f"length / 2 = {length // 2}, got xi = {xi}"
+        )
+    if task == 1:  # periodic distances run from 1 to length // 2
+        _check_classes(xi, gap, largest=length // 2, what=f"a ring of {length} sites")
+
+
+def _check_classes(xi, gap, *, largest, what) -> None:
+    """Both classes must be possible: some pair closer than xi - gap/2 (the closest pairs are
+    1 apart), some at least xi + gap/2 apart (the farthest are ``largest`` apart)."""
+    if not 1 < xi - gap / 2:
+        raise ValueError(f"no pair is closer than xi - gap/2 = {xi - gap / 2}: it must exceed 1")
+    if not xi + gap / 2 <= largest:
+        raise ValueError(
+            f"no pair in {what} is xi + gap/2 = {xi + gap / 2} apart or more (at most "
+            f"{largest:.3g}): lower xi or gap"
+        )
 
 
 def _check(*, size, xi, n_train, n_test):

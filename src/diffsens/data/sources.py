@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 __all__ = [
+    "FOLDERS",
     "MNIST5K_SIZE",
     "DatasetUnavailable",
+    "check_available",
     "check_mnist5k",
     "cifar10",
     "fashion_mnist",
@@ -48,6 +50,22 @@ def _cifar10_unverified():
 
 
 _CIFAR_HOME = "https://www.cs.toronto.edu/~kriz/cifar.html"
+FOLDERS = {
+    "cifar10": "cifar-10-batches-py",
+    "mnist": os.path.join("MNIST", "raw"),
+    "fashion_mnist": os.path.join("FashionMNIST", "raw"),
+}
+"""Where under its ``root`` each torchvision dataset keeps its files."""
+
+
+def check_available(name: str, root, download: bool) -> None:
+    """Refuse, before any job, a dataset that is absent when it may not be downloaded."""
+    where = os.path.join(os.fspath(root), FOLDERS[name])
+    if not download and not (os.path.isdir(where) and any(os.scandir(where))):
+        raise DatasetUnavailable(
+            f"{name} is not under {where!r}, and download is off: put its files there, or "
+            "allow the download (download: true)"
+        )
 
 
 def _read(name: str, reader, root, folder: str, download: bool, how: str) -> list:
@@ -88,15 +106,14 @@ def cifar10(root, *, download: bool = True, verify: bool = True) -> tuple[Split,
 
     reader = CIFAR10 if verify else _cifar10_unverified()
     how = f"the extracted 'cifar-10-batches-py' folder of {_CIFAR_HOME}"
-    splits = _read("CIFAR-10", reader, root, "cifar-10-batches-py", download, how)
+    splits = _read("CIFAR-10", reader, root, FOLDERS["cifar10"], download, how)
     return tuple(
         (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets))
         for s in splits
     )
 
 
-def _torchvision_gray(reader, name: str, root, download: bool) -> tuple[Split, Split]:
-    folder = os.path.join(reader.__name__, "raw")
+def _torchvision_gray(reader, name: str, root, download: bool, folder) -> tuple[Split, Split]:
     how = f"torchvision's {name} raw files"
     splits = _read(name, reader, root, folder, download, how)
     return tuple((s.data.unsqueeze(1).contiguous(), s.targets.clone()) for s in splits)
@@ -106,14 +123,16 @@ def mnist(root, *, download: bool = True) -> tuple[Split, Split]:
     """MNIST through torchvision (60,000 + 10,000 digits, 1x28x28)."""
     from torchvision.datasets import MNIST
 
-    return _torchvision_gray(MNIST, "MNIST", root, download)
+    return _torchvision_gray(MNIST, "MNIST", root, download, FOLDERS["mnist"])
 
 
 def fashion_mnist(root, *, download: bool = True) -> tuple[Split, Split]:
     """Fashion-MNIST through torchvision (60,000 + 10,000 images, 1x28x28)."""
     from torchvision.datasets import FashionMNIST
 
-    return _torchvision_gray(FashionMNIST, "Fashion-MNIST", root, download)
+    return _torchvision_gray(
+        FashionMNIST, "Fashion-MNIST", root, download, FOLDERS["fashion_mnist"]
+    )
 
 
 MNIST5K_SIZE = 5000

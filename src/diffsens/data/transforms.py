@@ -40,9 +40,11 @@ def random_crop_flip(
     padding: int,
     fill: torch.Tensor,
     generator: torch.Generator | None = None,
+    *,
+    flip: bool = True,
 ) -> torch.Tensor:
-    """Random crop of the original size from the image padded by ``padding``, then a random
-    horizontal flip with probability 1/2, independently per image.
+    """Random crop of the original size from the image padded by ``padding``, then (``flip``) a
+    random horizontal flip with probability 1/2, independently per image. Digits want no flip.
 
     ``fill`` holds the per-channel padding value: the normalised value of a black pixel, so the
     padding is what torchvision's RandomCrop gives before normalisation.
@@ -52,9 +54,10 @@ def random_crop_flip(
     padded = fill.to(images).view(1, c, 1, 1).expand(b, c, h + 2 * padding, w + 2 * padding).clone()
     padded[:, :, padding : padding + h, padding : padding + w] = images
     dy, dx = torch.randint(0, 2 * padding + 1, (2, b), generator=generator, device=device)
-    flip = torch.randint(0, 2, (b,), generator=generator, device=device) == 1
     rows = dy[:, None] + torch.arange(h, device=device)  # (B, H)
     cols = dx[:, None] + torch.arange(w, device=device)  # (B, W)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    if flip:
+        flipped = torch.randint(0, 2, (b,), generator=generator, device=device) == 1
+        cols = torch.where(flipped[:, None], cols.flip(1), cols)
     batch = torch.arange(b, device=device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)

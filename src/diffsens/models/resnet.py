@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from diffsens.models._layers import Network, require_classes
+from diffsens.models._layers import Network, check_int, require_classes
 from diffsens.models._registry import register_model
 from diffsens.probes import OUTPUT
 
@@ -75,8 +75,8 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(Network):
-    """Stem ``conv1, bn1, relu``; stages ``layer1..layer4`` (widths 64/128/256/512, strides
-    1/2/2/2); ``avgpool`` (global), ``flatten``, ``fc``.
+    """Stem ``conv1, bn1, relu``; stages ``layer1..layer4`` (widths w, 2w, 4w, 8w with w = 64 in
+    the standard nets, strides 1/2/2/2); ``avgpool`` (global), ``flatten``, ``fc``.
 
     Probe points: ``relu`` (the stem), every block (``"layer1.0"``, ...), ``avgpool``, ``output``.
     """
@@ -87,16 +87,19 @@ class ResNet(Network):
         counts: list[int],
         in_channels: int,
         num_classes: int,
+        width: int = 64,
     ):
+        width = check_int("width", width)
         layers: dict[str, nn.Module] = {
-            "conv1": nn.Conv2d(in_channels, 64, 3, padding=1, bias=False),
-            "bn1": nn.BatchNorm2d(64),
+            "conv1": nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            "bn1": nn.BatchNorm2d(width),
             "relu": nn.ReLU(inplace=False),
         }
         probes = ["relu"]
-        in_planes = 64
+        in_planes = width
+        widths = [width, 2 * width, 4 * width, 8 * width]
         for stage, (planes, count, stride) in enumerate(
-            zip([64, 128, 256, 512], counts, [1, 2, 2, 2], strict=True), start=1
+            zip(widths, counts, [1, 2, 2, 2], strict=True), start=1
         ):
             blocks = []
             for i in range(count):
@@ -111,18 +114,18 @@ class ResNet(Network):
 
 
 @register_model("resnet18")
-def resnet18(*, in_channels: int, num_classes: int, input_size: int) -> ResNet:
+def resnet18(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> ResNet:
     """ResNet18: BasicBlocks [2, 2, 2, 2]. Works for any ``input_size`` (global pooling)."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], in_channels, require_classes(num_classes))
+    return ResNet(BasicBlock, [2, 2, 2, 2], in_channels, require_classes(num_classes), width)
 
 
 @register_model("resnet34")
-def resnet34(*, in_channels: int, num_classes: int, input_size: int) -> ResNet:
+def resnet34(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> ResNet:
     """ResNet34: BasicBlocks [3, 4, 6, 3]."""
-    return ResNet(BasicBlock, [3, 4, 6, 3], in_channels, require_classes(num_classes))
+    return ResNet(BasicBlock, [3, 4, 6, 3], in_channels, require_classes(num_classes), width)
 
 
 @register_model("resnet50")
-def resnet50(*, in_channels: int, num_classes: int, input_size: int) -> ResNet:
+def resnet50(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> ResNet:
     """ResNet50: Bottlenecks [3, 4, 6, 3] (expansion 4, so 2048 features before ``fc``)."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], in_channels, require_classes(num_classes))
+    return ResNet(Bottleneck, [3, 4, 6, 3], in_channels, require_classes(num_classes), width)

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from diffsens.models._layers import Network, check_reaches, conv_size, require_classes
+from diffsens.models._layers import (
+    Network,
+    check_int,
+    check_reaches,
+    conv_size,
+    require_classes,
+)
 from diffsens.models._registry import register_model
 from diffsens.probes import OUTPUT
 
@@ -79,55 +85,58 @@ class VGG(Network):
         super().__init__(layers, [*probes, OUTPUT])
 
 
-def _vgg(name: str, batch_norm: bool, in_channels, num_classes, input_size) -> VGG:
-    config = CONFIGS[name]
+def _vgg(name: str, batch_norm: bool, in_channels, num_classes, input_size, width) -> VGG:
+    """``width`` channels in the first convolution (64 in the standard nets), the others scaled
+    alike: narrower VGGs for small data and CPUs."""
+    scale = check_int("width", width) / 64
+    config = [entry if entry == M else max(1, round(entry * scale)) for entry in CONFIGS[name]]
     full_name = f"{name}_bn" if batch_norm else name
     return VGG(config, in_channels, require_classes(num_classes), input_size, batch_norm, full_name)
 
 
 @register_model("vgg11")
-def vgg11(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg11(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG11 (configuration A), no BatchNorm."""
-    return _vgg("vgg11", False, in_channels, num_classes, input_size)
+    return _vgg("vgg11", False, in_channels, num_classes, input_size, width)
 
 
 @register_model("vgg13")
-def vgg13(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg13(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG13 (configuration B), no BatchNorm."""
-    return _vgg("vgg13", False, in_channels, num_classes, input_size)
+    return _vgg("vgg13", False, in_channels, num_classes, input_size, width)
 
 
 @register_model("vgg16")
-def vgg16(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg16(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG16 (configuration D), no BatchNorm."""
-    return _vgg("vgg16", False, in_channels, num_classes, input_size)
+    return _vgg("vgg16", False, in_channels, num_classes, input_size, width)
 
 
 @register_model("vgg19")
-def vgg19(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg19(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG19 (configuration E), no BatchNorm."""
-    return _vgg("vgg19", False, in_channels, num_classes, input_size)
+    return _vgg("vgg19", False, in_channels, num_classes, input_size, width)
 
 
 @register_model("vgg11_bn")
-def vgg11_bn(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg11_bn(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG11 with BatchNorm after every convolution."""
-    return _vgg("vgg11", True, in_channels, num_classes, input_size)
+    return _vgg("vgg11", True, in_channels, num_classes, input_size, width)
 
 
 @register_model("vgg13_bn")
-def vgg13_bn(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg13_bn(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG13 with BatchNorm after every convolution."""
-    return _vgg("vgg13", True, in_channels, num_classes, input_size)
+    return _vgg("vgg13", True, in_channels, num_classes, input_size, width)
 
 
 @register_model("vgg16_bn")
-def vgg16_bn(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg16_bn(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG16 with BatchNorm after every convolution."""
-    return _vgg("vgg16", True, in_channels, num_classes, input_size)
+    return _vgg("vgg16", True, in_channels, num_classes, input_size, width)
 
 
 @register_model("vgg19_bn")
-def vgg19_bn(*, in_channels: int, num_classes: int, input_size: int) -> VGG:
+def vgg19_bn(*, in_channels: int, num_classes: int, input_size: int, width: int = 64) -> VGG:
     """VGG19 with BatchNorm after every convolution."""
-    return _vgg("vgg19", True, in_channels, num_classes, input_size)
+    return _vgg("vgg19", True, in_channels, num_classes, input_size, width)
