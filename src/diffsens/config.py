@@ -166,7 +166,7 @@ class Config:
             "training": {**defaults("training"), **merged["training"]},
             "measure": {**defaults("measure"), **merged["measure"]},
         }
-        if settings["measure"]["deformation"] == "pixel_move":
+        if settings["measure"]["deformation"] != "diffeo":
             del settings["measure"]["temperatures"]  # one fixed move: no temperature to edit
         self._variants[experiment, variant] = canonical(settings)
         shape = self.shapes.get(self.dataset_of(experiment))

@@ -54,11 +54,11 @@ def measure_run(
     checkpoint is probed at its model's ``probe_points`` on the same test images of ``data``.
     ``settings`` are the ``measure`` settings (``diffsens.settings``; defaults filled in, the
     ``checkpoints`` key is taken from ``checkpoints``): ``temperatures`` is a count (log-spaced
-    over [T_min, T_max] for the images' size and ``cut``) or explicit values (ignored by
-    ``deformation="pixel_move"``); ``"shuffled"`` measures the net with its conv input channels
-    permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the deformations, the
-    noise and the shuffle. Probing data other than the checkpoints' training data is refused
-    unless ``other_data``.
+    over [T_min, T_max] for the images' size and ``cut``) or explicit values (ignored by the
+    discrete moves ``pixel_move`` and ``shift``); ``"shuffled"`` measures the net with its conv
+    input channels permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the
+    deformations, the noise and the shuffle. Probing data other than the checkpoints' training
+    data is refused unless ``other_data``.
     """
     given = {key: value for key, value in (settings or {}).items() if key != "checkpoints"}
     cfg = {**resolve("measure", given), "checkpoints": list(checkpoints)}  # any names here
@@ -70,7 +70,7 @@ def measure_run(
         raise SettingsError(problems)
     device = pick_device(cfg["device"])
     images, _ = probe_set(data, cfg["probes"], seed=cfg["probe_seed"])
-    if cfg["deformation"] == "pixel_move":
+    if cfg["deformation"] != "diffeo":
         cfg["temperatures"] = None  # one fixed move: no temperature axis
     temperatures = cfg["temperatures"]
     if isinstance(temperatures, int):

@@ -157,9 +157,13 @@ def training_conflicts(training: Mapping, shape) -> list[tuple[str, str]]:
 def measure_conflicts(
     measure: Mapping, shape=None, save_epochs: list[int] | None = None
 ) -> list[tuple[str, str]]:
-    """``(key, problem)`` for each measure setting that the data (a ``DataShape``, when given)
-    or the checkpoints a training keeps (when ``save_epochs`` is given) rule out."""
+    """``(key, problem)`` for each measure setting that another rules out, or the data (a
+    ``DataShape``, when given), or the checkpoints a training keeps (when ``save_epochs`` is
+    given)."""
     found = []
+    moves_in_blocks = measure["block"] is None or measure["deformation"] == "pixel_move"
+    if not moves_in_blocks:
+        found.append(("block", "blocks apply to deformation 'pixel_move' only"))
     if shape is not None:
         if measure["probes"] > shape.n_test:
             found.append(
@@ -170,7 +174,7 @@ def measure_conflicts(
             )
         if measure["deformation"] == "diffeo" and shape.dims != 2:
             found.append(("deformation", "'diffeo' needs images; use 'pixel_move' on 1-D data"))
-        if measure["block"] is not None and shape.dims != 1:
+        if measure["block"] is not None and moves_in_blocks and shape.dims != 1:
             found.append(("block", "blocks of pixel moves apply to 1-D signals only"))
     if save_epochs is not None:
         kept = {"init", "best", "last"} | {f"epoch_{e}" for e in save_epochs}

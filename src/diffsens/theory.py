@@ -97,7 +97,7 @@ def constant_filter_sensitivities(
         model,
         inputs,
         deformation="pixel_move",
-        rectify_noise=True,
+        noise="rectified",
         layers=model.probe_points,
         seed=seed,
         batch_size=128,
