@@ -92,6 +92,9 @@ class Config:
         self.raw = json.loads(json.dumps(raw))  # plain types, in the config's own order
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")
+        problems += [
+            f"theory.{key}: {problem}" for key, problem in conflicts("theory", self.theory)
+        ]
         self.figures = self._section("figures")
         self.datasets = {
             name: canonical({**defaults(dataset_group(entry["source"])), **entry})

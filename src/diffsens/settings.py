@@ -132,6 +132,16 @@ def problems_in(instance, schema_: dict, where: str = "") -> Iterator[str]:
 def conflicts(group_name: str, resolved: Mapping) -> list[tuple[str, str]]:
     """``(key, problem)`` for each contradiction between keys of one resolved group."""
     found = []
+    if group_name == "theory":
+        for index, network in enumerate(resolved["networks"]):
+            lattice = network.get("inputs") == "lattice"
+            if lattice and network["stride"] not in (1, network["filter_size"]):
+                found.append(
+                    (
+                        f"networks[{index}].inputs",
+                        "the lattice needs stride 1 or stride = filter size",
+                    )
+                )
     if group_name == "training":
         late = [e for e in resolved["save_epochs"] if e > resolved["epochs"]]
         if late:
