@@ -171,6 +171,7 @@ def test_fits_keep_to_the_asymptotic_layers(fitted):
     )
     row = table.set_index(["network", "quantity"]).loc[("1d_F2_s2_lattice", "D")]
     assert row.layers == "4-7" and row.exponent == pytest.approx(-math.log(2), rel=1e-12)
+    assert row.low_overlap == "1-7"  # no overlap anywhere on the lattice
 
 
 def test_no_fit_where_too_few_layers_are_asymptotic():
@@ -178,6 +179,7 @@ def test_no_fit_where_too_few_layers_are_asymptotic():
         {"networks": [{"dim": 1, "filter_size": 2, "stride": 1, "depth": 8}], "precision": 0.05}
     )
     assert not networks.fitted.any() and table.exponent.isna().all()
+    assert set(table.low_overlap) == {""}  # 11 sites overlap by more than 5% from layer 1
     assert table.predicted.tolist() == [-1.0, 0.5, -1.5]
 
 

@@ -295,19 +295,22 @@ def theory_networks(
 
 
 def fit_table(networks: xr.Dataset) -> pd.DataFrame:
-    """One row per network and quantity: the layers fitted, the exponent with its standard
-    error, the predicted exponent, their difference and its share of the prediction."""
+    """One row per network and quantity: the layers whose overlap is small, the layers fitted,
+    the exponent with its standard error, the predicted exponent, their difference and its
+    share of the prediction."""
     rows = []
     for name in map(str, networks.network.values):
-        ds = networks.sel(network=name)
+        ds = networks.sel(network=name).dropna("depth", subset=["D"])
         k = ds.depth.values[ds.fitted.values]
+        low = ds.depth.values[ds.overlap.values <= networks.attrs["max_overlap"]]
         for quantity in QUANTITIES:
             fit = ds.sel(quantity=quantity)
             rows.append(
                 {
                     "network": name,
                     "law": str(ds.law.values),
-                    "depth": int(ds.D.notnull().sum()),
+                    "depth": len(ds.depth),
+                    "low_overlap": f"{low.min()}-{low.max()}" if len(low) else "",
                     "quantity": quantity,
                     "layers": f"{k.min()}-{k.max()}" if len(k) else "",
                     "exponent": float(fit.exponent),
