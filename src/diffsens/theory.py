@@ -99,7 +99,8 @@ def _one_hot(side: int, positions: list[tuple[int, ...]]) -> torch.Tensor:
 
 
 def _network(dim, filter_size, stride, depth, side, inputs="padded"):
-    """The constant-filter net in float64, for inputs of side ``side``."""
+    """The constant-filter net for inputs of side ``side`` (it has no parameters and computes in
+    the inputs' precision, float64 here)."""
     if inputs == "padded":
         geometry = {"padding": (filter_size - 1) // 2}
     else:  # a ring for stride 1; windows that tile the input (stride = F) need no padding
@@ -114,7 +115,7 @@ def _network(dim, filter_size, stride, depth, side, inputs="padded"):
         stride=stride,
         depth=depth,
         **geometry,
-    ).double()
+    )
 
 
 def constant_filter_sensitivities(
