@@ -7,9 +7,6 @@ start_job(snakemake)
 from diffsens.io import write_netcdf, write_table
 from diffsens.theory import theory_networks
 
-settings = snakemake.params.settings
-networks, table = theory_networks(
-    settings["networks"], sites=settings["sites"], repeats=settings["repeats"]
-)
+networks, table = theory_networks(snakemake.params.settings)
 write_netcdf(networks, snakemake.output.theory)
 write_table(table, snakemake.output.table, snakemake.output.markdown)

@@ -49,6 +49,19 @@ def test_checks_against_the_data_can_be_left_to_the_process_that_built_the_dag()
         Config(broken, against_data=False)
 
 
+def test_contradicting_measure_and_theory_settings_are_named():
+    broken = copy.deepcopy(TINY)
+    broken["experiments"]["tiny"]["measure"].update(deformation="shift", block=4)
+    broken["theory"] = {"networks": [{"dim": 1, "filter_size": 2, "stride": 3, "depth": 2}]}
+    broken["theory"]["networks"][0]["inputs"] = "lattice"
+    with pytest.raises(SettingsError) as error:
+        Config(broken, against_data=False)
+    assert error.value.problems == [
+        "theory.networks[0].inputs: the lattice needs stride 1 or stride = filter size",
+        "experiments.tiny.measure.block: blocks apply to deformation 'pixel_move' only",
+    ]
+
+
 def test_the_shipped_configs_are_valid():
     from tests.workflow_helpers import REPO
 

@@ -19,8 +19,19 @@ def seeds_of(law, exponent, noise, n_seeds, rng, k=LAYERS):
 def test_recovers_known_exponents_exactly_without_noise(law, exponent):
     k = np.arange(1, 7)
     y = 3.0 * (k**exponent if law == "power" else np.exp(exponent * k))
-    fitted, prefactor = fit_law(k, y, law)
+    fitted, prefactor, stderr = fit_law(k, y, law)
     assert fitted == pytest.approx(exponent, abs=1e-12) and prefactor == pytest.approx(3.0)
+    assert stderr == pytest.approx(0, abs=1e-12)  # on the line
+
+
+def test_standard_error_of_the_exponent_by_hand():
+    """log y = 0, 1, 3 at x = 0, 1, 2 (exponential law): slope 3/2, intercept -1/6, residuals
+    1/6, -1/3, 1/6, so s^2 = (1/6) / (3 - 2) and the error is sqrt(s^2 / sum (x - 1)^2) =
+    sqrt(1/12)."""
+    fit = fit_law(np.array([0.0, 1.0, 2.0]), np.exp([0.0, 1.0, 3.0]), "exponential")
+    assert fit.exponent == pytest.approx(1.5) and fit.prefactor == pytest.approx(math.exp(-1 / 6))
+    assert fit.stderr == pytest.approx(math.sqrt(1 / 12), rel=1e-12)
+    assert np.isnan(fit_law(np.array([1.0, 2.0]), np.array([1.0, 2.0]), "power").stderr)
 
 
 @pytest.mark.parametrize(("law", "exponent"), [("power", 0.5), ("exponential", -0.7)])

@@ -224,27 +224,23 @@ def constant_net(dim, size, **options):
     return model.double()
 
 
-def test_constant_filters_weights_are_equal_and_frozen():
-    model = build(
-        "constant_filters",
-        in_channels=1,
-        num_classes=None,
-        input_size=12,
-        dim=2,
-        filter_size=3,
-        depth=3,
-    )
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    assert len(convs) == 3
-    for conv in convs:
-        assert conv.bias is None
-        assert not conv.weight.requires_grad
-        assert torch.all(conv.weight == torch.tensor(1 / 9, dtype=conv.weight.dtype))
-    assert not any(p.requires_grad for p in model.parameters())
+def test_constant_filters_have_no_parameters_and_weigh_every_pixel_alike():
+    model = constant_net(2, 12, filter_size=3, depth=3)
+    assert list(model.parameters()) == []  # nothing to train
     assert list(model.probe_points) == ["relu1", "relu2", "relu3"]
-    custom = build("constant_filters", in_channels=1, num_classes=None, input_size=12, value=0.7)
-    convs = [m for m in custom.modules() if isinstance(m, nn.Conv1d)]
-    assert convs and all(torch.all(m.weight == torch.tensor(0.7)) for m in convs)
+    x = torch.zeros(1, 1, 12, 12, dtype=torch.float64)
+    x[0, 0, 4:7, 2:5] = torch.arange(9.0).view(3, 3)  # one window, 3 x 3
+    np.testing.assert_allclose(model.conv1(x)[0, 0, 4, 2].item(), 36 / 9, rtol=1e-15)
+    custom = constant_net(1, 12, value=0.7)  # filter 2
+    signal = torch.arange(12.0, dtype=torch.float64).view(1, 1, 12)
+    np.testing.assert_allclose(custom.conv1(signal)[0, 0].numpy(), 0.7 * (2 * np.arange(11) + 1))
+
+
+def test_periodic_constant_filters_wrap_round():
+    model = constant_net(1, 6, filter_size=3, depth=1, periodic=True)
+    x = torch.zeros(1, 1, 6, dtype=torch.float64)
+    x[0, 0, 0] = 3.0
+    np.testing.assert_allclose(model(x)[0, 0].numpy(), [1, 1, 0, 0, 0, 1], rtol=1e-15)
 
 
 def test_constant_filters_stride_1_gives_pascal_triangle():
@@ -272,8 +268,7 @@ def test_constant_filters_match_brute_force_on_one_hot_inputs(dim, filter_size, 
     model = constant_net(
         dim, size, filter_size=filter_size, stride=stride, padding=padding, depth=depth
     )
-    value = model.conv1.weight.flatten()[0].item()  # 1 / F**dim, rounded to float32 at build
-    assert value == pytest.approx(1 / filter_size**dim, rel=1e-7)
+    value = 1 / filter_size**dim  # the default: every layer averages its window
     for position in [(0,) * dim, (5,) * dim, (size - 1, 6)[:dim]]:
         x = np.zeros((size,) * dim)
         x[position] = 1.0

@@ -1,8 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from diffsens.perturb import matched_noise, move_pixels, random_directions
+from diffsens.perturb import matched_noise, move_pixels, noisy, random_directions, shift
 
 
 class TestNoise:
@@ -45,6 +47,25 @@ class TestNoise:
         directions = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, -1.0]])
         eta = matched_noise(clean, deformed, directions=directions)
         assert torch.equal(eta, directions * 4)
+
+    def test_conventions_by_hand(self):
+        """x = e_0, moved to e_1 (norm sqrt 2), one direction d: the three noisy inputs."""
+        clean = torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64)
+        moved = torch.tensor([[0.0, 1, 0, 0]], dtype=torch.float64)
+        d = torch.tensor([[-0.5, 0.5, -0.5, 0.5]], dtype=torch.float64)
+        h = math.sqrt(2) / 2
+        gaussian = noisy(clean, moved, "gaussian", directions=d)
+        torch.testing.assert_close(gaussian, torch.tensor([[1 - h, h, -h, h]], dtype=d.dtype))
+        theirs = noisy(clean, moved, "rectified_input", directions=d)
+        torch.testing.assert_close(theirs, torch.tensor([[1 - h, h, 0, h]], dtype=d.dtype))
+        rectified = noisy(clean, moved, "rectified", directions=d.abs())
+        torch.testing.assert_close(rectified, torch.tensor([[1 + h, h, h, h]], dtype=d.dtype))
+        with pytest.raises(ValueError, match="noise must be one of"):
+            noisy(clean, moved, "loud")
+
+    def test_shift_rolls_the_last_axis(self):
+        x = torch.arange(12.0).view(1, 1, 3, 4)
+        assert shift(x)[0, 0].tolist() == [[3, 0, 1, 2], [7, 4, 5, 6], [11, 8, 9, 10]]
 
     def test_shape_mismatch(self):
         with pytest.raises(ValueError, match="same shape"):

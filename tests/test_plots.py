@@ -1,3 +1,4 @@
+import matplotlib.ticker
 import numpy as np
 import pytest
 import xarray as xr
@@ -105,10 +106,39 @@ def test_depth_laws_and_theory():
     assert list(fits.law.values) == ["exponential", "none"]
     fig = plots.depth_laws(cubes, fits)
     labelled(fig)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["init", "trained", "fitted law", "prediction"]
+    fitted = [line for line in fig.axes[0].get_lines() if line.get_linestyle() in ("-", ":")]
+    assert {line.get_color() for line in fitted} == {plots.PALETTE[0]}  # D's colour
+    unfitted = plots.depth_laws({"b": cubes["b"]}, fits.sel(variant=["b"]))
+    assert [t.get_text() for t in unfitted.legends[0].get_texts()] == ["init", "trained"]
     networks, _ = theory_networks(
-        [{"dim": 1, "filter_size": 2, "stride": 1, "depth": 4}], sites=16, repeats=2
+        {
+            "networks": [
+                {"dim": 1, "filter_size": 2, "stride": 2, "depth": 5},
+                {"dim": 1, "filter_size": 2, "stride": 2, "depth": 4, "inputs": "lattice"},
+                {"dim": 2, "filter_size": 2, "stride": 1, "depth": 3},
+            ],
+            "precision": 0.05,
+            "max_overlap": 0.2,
+        }
     )
-    labelled(plots.theory(networks))
+    fig = plots.theory(networks)
+    labelled(fig)
+    assert len(fig.axes) == 6  # a column per architecture (both inputs of 1-D F = s = 2 in one)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == [
+        "authors' input (padded)",
+        "lattice (no overlap)",
+        "fit (asymptotic layers)",
+        "predicted law",
+    ]
+    lines = fig.axes[0].get_lines()  # D of 1-D F = s = 2: two sets of markers, two fits, the law
+    assert [line.get_linestyle() for line in lines] == ["None", "-", "None", "-", ":"]
+    assert {line.get_color() for line in lines} == {plots.PALETTE[0]}  # all in D's colour
+    power = fig.axes[3]  # D of 2-D F = 2, s = 1 (a row per dimension): log depth, powers of 2
+    assert power.get_xscale() == "log" and power.xaxis.get_major_locator()._base == 2
+    assert isinstance(power.xaxis.get_minor_formatter(), matplotlib.ticker.NullFormatter)
 
 
 def test_examples(tmp_path):

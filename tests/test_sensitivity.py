@@ -114,6 +114,16 @@ def test_identity_on_1d_inputs_with_pixel_moves():
     assert ds.D.item() > 0
 
 
+def test_identity_with_shifts_by_hand():
+    """One-hot signals of length 8 shifted by one: every probe changes by e_(p+1) - e_p, of
+    squared norm 2; the 8 distinct probes are sqrt(2) apart, so den = 2 (1 - 1/8)."""
+    signals = torch.eye(8, dtype=torch.float64).view(8, 1, 8)
+    ds = measure(nn.Flatten(), signals, deformation="shift", noise="gaussian")
+    assert ds.num_D.item() == pytest.approx(2.0) and ds.den.item() == pytest.approx(1.75)
+    assert ds.num_G.item() == pytest.approx(2.0)  # Gaussian noise of the move's norm
+    assert ds.attrs["noise"] == "gaussian" and np.isnan(ds.temperature.item())
+
+
 def test_d_vanishes_as_t_goes_to_zero():
     model, images = small_cnn(), probes()
     ds = measure(model, images, temperatures=[1e-10, 1e-6, T_MIN, T_MAX], layers=["0", "output"])
@@ -207,6 +217,9 @@ def work(monkeypatch):
         (dict(temperatures=[True]), TypeError, "temperatures must be a real number"),
         (dict(temperatures=[T_MIN], statistic="mode"), ValueError, "statistic must be one of"),
         (dict(temperatures=[T_MIN], deformation="warp"), ValueError, "deformation must be one of"),
+        (dict(temperatures=[T_MIN], noise="loud"), ValueError, "noise must be one of"),
+        (dict(temperatures=[T_MIN], deformation="shift"), ValueError, "do not apply"),
+        (dict(deformation="shift", block=4), ValueError, "block only applies"),
         (dict(temperatures=[T_MIN], interp="bicubic"), ValueError, "interp must be one of"),
         (dict(temperatures=[T_MIN], deformation="pixel_move"), ValueError, "do not apply"),
         (dict(temperatures=[T_MIN], cut=1), ValueError, "cut must be > 1"),
@@ -372,5 +385,5 @@ def test_identical_probes_and_collapsed_layers_are_named(caplog):
         result = measure(dead, images, temperatures=[1e-3], layers=["1"])
     assert "give every probe the same representation" in caplog.text
     assert np.isnan(result.R.item())
-    with pytest.raises(TypeError, match="rectify_noise must be True or False"):
-        measure(model, images, temperatures=[1e-3], rectify_noise="no")
+    with pytest.raises(ValueError, match="noise"):
+        measure(model, images, temperatures=[1e-3], noise="uniform")

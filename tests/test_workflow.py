@@ -36,8 +36,7 @@ TINY = {
     "analysis": {"bootstrap": 50},
     "theory": {
         "networks": [{"dim": 1, "filter_size": 2, "stride": 2, "depth": 3}],
-        "sites": 16,
-        "repeats": 2,
+        "precision": 0.05,
     },
 }
 EXPERIMENT_PLOTS = {
@@ -442,6 +441,18 @@ def test_the_library_and_the_command_take_their_settings_from_the_schema():
         assert options[key].default == spec["default"], key
         if "enum" in spec:
             assert list(options[key].choices) == spec["enum"], key
+
+
+def test_the_schema_offers_the_choices_of_the_library():
+    from diffsens.perturb import NOISES
+    from diffsens.sensitivity import DEFORMATIONS, STATISTICS
+    from diffsens.theory import INPUTS
+
+    measure, theory = group("measure")["properties"], group("theory")["properties"]
+    assert measure["deformation"]["enum"] == list(DEFORMATIONS)
+    assert measure["statistic"]["enum"] == list(STATISTICS)
+    assert sorted(measure["noise"]["enum"]) == sorted(theory["noise"]["enum"]) == sorted(NOISES)
+    assert theory["networks"]["items"]["properties"]["inputs"]["enum"] == list(INPUTS)
 
 
 def test_every_schema_key_is_described():

@@ -96,6 +96,9 @@ class Config:
         self.results = {**defaults(schema()), **self.raw}["results"]
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")
+        problems += [
+            f"theory.{key}: {problem}" for key, problem in conflicts("theory", self.theory)
+        ]
         self.figures = self._section("figures")
         self.datasets = {
             name: canonical({**defaults(dataset_group(entry["source"])), **entry})
@@ -192,7 +195,7 @@ class Config:
             "training": {**defaults("training"), **merged["training"]},
             "measure": {**defaults("measure"), **merged["measure"]},
         }
-        if settings["measure"]["deformation"] == "pixel_move":
+        if settings["measure"]["deformation"] != "diffeo":
             for key in ("temperatures", "deltas"):  # one fixed move: no temperature to edit
                 del settings["measure"][key]
         self._variants[experiment, variant] = canonical(settings)

@@ -62,12 +62,12 @@ def measure_run(
     checkpoint is probed at its model's ``probe_points`` on the same test images of ``data``.
     ``settings`` are the ``measure`` settings (``diffsens.settings``; defaults filled in, the
     ``checkpoints`` key is taken from ``checkpoints``): ``temperatures`` is a count (log-spaced
-    over [T_min, T_max] for the images' size and ``cut``) or explicit values (ignored by
-    ``deformation="pixel_move"``); ``"shuffled"`` measures the net with its conv input channels
-    permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the deformations, the
-    noise and the shuffle (default: the checkpoints' training seed, as the workflow does; the
-    run records both as ``seed`` and ``training_seed``). Probing data other than the
-    checkpoints' training data is refused unless ``other_data``.
+    over [T_min, T_max] for the images' size and ``cut``) or explicit values (ignored by the
+    discrete moves ``pixel_move`` and ``shift``); ``"shuffled"`` measures the net with its conv
+    input channels permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the
+    deformations, the noise and the shuffle (default: the checkpoints' training seed, as the
+    workflow does; the run records both as ``seed`` and ``training_seed``). Probing data other
+    than the checkpoints' training data is refused unless ``other_data``.
     """
     given = {key: value for key, value in (settings or {}).items() if key != "checkpoints"}
     cfg = {**resolve("measure", given), "checkpoints": list(checkpoints)}  # any names here
@@ -80,7 +80,7 @@ def measure_run(
     device = pick_device(cfg["device"])
     images, _ = probe_set(data, cfg["probes"], seed=cfg["probe_seed"])
     n = images.shape[-1]
-    if cfg["deformation"] == "pixel_move":
+    if cfg["deformation"] != "diffeo":
         cfg["temperatures"] = cfg["deltas"] = None  # one fixed move: no temperature axis
     elif cfg["deltas"] is not None:
         cfg["temperatures"] = [

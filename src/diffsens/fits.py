@@ -12,6 +12,9 @@ replacement, averaged, and refitted.
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -20,6 +23,7 @@ from diffsens.laws import LAWS, QUANTITIES, model_law
 from diffsens.provenance import RunSettings
 
 __all__ = [
+    "LawFit",
     "at_delta",
     "depth_series",
     "fit_cube",
@@ -32,17 +36,31 @@ __all__ = [
 ]
 
 
-def fit_law(k: np.ndarray, y: np.ndarray, law: str) -> tuple[float, float]:
-    """``(exponent, prefactor)`` of ``law`` through the points ``(k, y)`` with ``y > 0``."""
+class LawFit(NamedTuple):
+    """A law fitted through points: ``y_k = prefactor * k^exponent`` or ``* exp(exponent k)``."""
+
+    exponent: float
+    prefactor: float
+    stderr: float
+    """Standard error of the exponent from the scatter about the line (NaN through 2 points)."""
+
+
+def fit_law(k: np.ndarray, y: np.ndarray, law: str) -> LawFit:
+    """``law`` through the points ``(k, y)`` with ``y > 0``, by least squares on ``log y``."""
     if law not in LAWS:
         raise ValueError(f"law must be one of {list(LAWS)}, got {law!r}")
     k, y = np.asarray(k, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(y) & (y > 0)
     if keep.sum() < 2:
-        return np.nan, np.nan
+        return LawFit(np.nan, np.nan, np.nan)
     x = np.log(k[keep]) if law == "power" else k[keep]
-    slope, intercept = np.polyfit(x, np.log(y[keep]), 1)
-    return float(slope), float(np.exp(intercept))
+    logs = np.log(y[keep])
+    slope, intercept = np.polyfit(x, logs, 1)
+    n = len(x)
+    residuals = logs - (slope * x + intercept)
+    spread = ((x - x.mean()) ** 2).sum()
+    stderr = math.sqrt((residuals @ residuals) / (n - 2) / spread) if n > 2 else np.nan
+    return LawFit(float(slope), float(np.exp(intercept)), stderr)
 
 
 def _slopes(k: np.ndarray, rows: np.ndarray, law: str) -> np.ndarray:
@@ -78,7 +96,7 @@ def fit_layers(
         """``block``: (seeds, layers) -> exponent, prefactor, low, high."""
         if law == "none":  # nothing to fit: keep the layout, every statistic NaN
             return np.full(4, np.nan)
-        exponent, prefactor = fit_law(depth, block.mean(axis=0), law)
+        exponent, prefactor, _ = fit_law(depth, block.mean(axis=0), law)
         if block.shape[0] < 2:
             return np.array([exponent, prefactor, np.nan, np.nan])
         rng = np.random.default_rng(seed)

@@ -1,8 +1,10 @@
-"""Perturbations other than smooth diffeomorphisms: matched noise and one-pixel moves.
+"""Perturbations other than smooth diffeomorphisms: matched noise, one-pixel moves and shifts.
 
 Noise is *matched* to a deformation image by image, ``||eta_i|| = ||tau_i x_i - x_i||``, so that the
-diffeo and noise sensitivities compare perturbations of equal size (docs/science.md §2). The
-one-pixel moves are the discrete deformations of the scale-detection tasks (docs/science.md §3).
+diffeo and noise sensitivities compare perturbations of equal size (docs/science.md §2). Three
+conventions (:data:`NOISES`) say how the noise meets the input. The one-pixel moves are the
+discrete deformations of the scale-detection tasks, the one-pixel shift that of the
+constant-filter theory (docs/science.md §3, §8).
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from collections.abc import Sequence
 
 import torch
 
-from diffsens._checks import check_float_dtype, check_int, check_tensor
+from diffsens._checks import check_choice, check_float_dtype, check_int, check_tensor
 
-__all__ = ["matched_noise", "move_pixels", "random_directions"]
+__all__ = ["NOISES", "matched_noise", "move_pixels", "noisy", "random_directions", "shift"]
+
+NOISES = ("gaussian", "rectified", "rectified_input")
+"""How matched noise ``eta`` meets the input ``x``: ``x + eta`` (Gaussian), ``x + eta`` with a
+rectified (non-negative) direction, or ``relu(x + eta)`` (the noisy input rectified: the
+constant-filter theory in the authors' convention, docs/science.md §2, §8)."""
 
 
 def random_directions(
@@ -82,6 +89,35 @@ def matched_noise(
             )
     norms = (deformed - clean).flatten(1).norm(dim=1)
     return directions.to(clean) * norms.view(-1, *[1] * (clean.ndim - 1))
+
+
+def noisy(
+    clean: torch.Tensor,
+    deformed: torch.Tensor,
+    noise: str = "gaussian",
+    *,
+    generator: torch.Generator | None = None,
+    directions: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The noisy inputs of convention ``noise`` (:data:`NOISES`), with noise matched to
+    ``deformed``.
+
+    ``rectified_input`` rectifies the noisy input, ``relu(clean + eta)``: where ``clean`` is 0 the
+    negative half of the noise is cut, so the net receives less than the matched norm.
+    ``directions`` must then be Gaussian (not rectified) ones.
+    """
+    check_choice("noise", noise, NOISES)
+    eta = matched_noise(
+        clean, deformed, rectify=noise == "rectified", generator=generator, directions=directions
+    )
+    return (clean + eta).clamp(min=0) if noise == "rectified_input" else clean + eta
+
+
+def shift(inputs: torch.Tensor) -> torch.Tensor:
+    """Every input translated by one pixel along its last axis, circularly (the last pixel comes
+    back first): the move of the constant-filter theory, as the authors make it."""
+    check_tensor("inputs", inputs, "B C ...")
+    return inputs.roll(1, -1)
 
 
 def move_pixels(

@@ -250,15 +250,17 @@ def depth_laws(
 
     ``fits`` is :func:`diffsens.fits.fit_experiment` of the same cubes at the same ``delta``.
 
-    Markers: measured (mean over seeds, band over seeds), init in grey, trained in colour;
-    solid line: the fitted law of the trained net; dotted black: the prediction, anchored at the
-    first layer.
+    Markers: measured (mean over seeds, band over seeds), init in grey, trained in the colour of
+    the quantity; in the same colour, the fitted law of the trained net (solid) and, where the
+    constant-filter theory applies, the prediction anchored at the first layer (dotted).
     """
     fig, columns = _panels(len(cubes), 3, 3.0, 2.3)
+    drawn = set()
     for axes, (variant, cube) in zip(columns, cubes.items(), strict=True):
         series = depth_series(at_delta(cube, delta)).sel(condition="original")
         k = series.depth.values
         trained = trained_checkpoint(cube)
+        law = str(fits.law.sel(variant=variant).values)
         for row, (ax, quantity) in enumerate(zip(axes, QUANTITIES, strict=True)):
             _band(ax, k, series[quantity].sel(checkpoint="init"), "grey", "--")
             measured = series[quantity].sel(checkpoint=trained)
@@ -266,58 +268,99 @@ def depth_laws(
             fit = fits.sel(
                 variant=variant, quantity=quantity, checkpoint=trained, condition="original"
             )
-            law = str(fits.law.sel(variant=variant).values)
             if law in LAWS and np.isfinite(float(fit.exponent)):
                 curve = law_curve(k, float(fit.exponent), law)
                 ax.plot(k, float(fit.prefactor) * curve, color=PALETTE[row], lw=1.5)
+                drawn.add("fit")
                 first = measured.mean("seed") if "seed" in measured.dims else measured
                 exponent = float(fits.predicted.sel(variant=variant, quantity=quantity))
-                _prediction(ax, k, exponent, law, float(first[0]), 0)
+                anchor = (float(k[0]), float(first[0]))
+                if _prediction(ax, k, exponent, law, anchor, PALETTE[row]):
+                    drawn.add("prediction")
             _law_axes(ax, law)
             ax.set_ylabel(_SYMBOLS[quantity])
-        _title(axes[0], variant, cube, ceiling, f" ({fits.law.sel(variant=variant).values} law)")
+        _title(axes[0], variant, cube, ceiling, f" ({law} law)")
         axes[-1].set_xlabel("layer $k$")
-    _legend(
-        fig,
-        [
-            Line2D([], [], color="grey", ls="--", marker="o", ms=3, label="init"),
-            Line2D([], [], color=PALETTE[0], ls="none", marker="o", ms=3, label="trained"),
-            Line2D([], [], color=PALETTE[0], label="fitted law"),
-            Line2D([], [], color="black", ls=":", label="prediction"),
-        ],
-    )
+    handles = [
+        Line2D([], [], color="grey", ls="--", marker="o", ms=3, label="init"),
+        Line2D([], [], color="grey", ls="none", marker="o", ms=3, label="trained"),
+    ]
+    if "fit" in drawn:
+        handles.append(Line2D([], [], color="grey", lw=1.5, label="fitted law"))
+    if "prediction" in drawn:
+        handles.append(Line2D([], [], color="grey", ls=":", lw=1.3, label="prediction"))
+    _legend(fig, handles)
     return fig
 
 
-def theory(networks: xr.Dataset) -> Figure:
-    """D_k, G_k, R_k of constant-filter nets with their predicted laws (docs/science.md §8).
+_INPUTS_STYLE = {
+    "padded": {"marker": "o", "label": "authors' input (padded)"},
+    "lattice": {"marker": "s", "mfc": "white", "label": "lattice (no overlap)"},
+}
 
-    ``networks``: :func:`diffsens.theory.theory_networks` output, over ``(network, depth)``.
+
+def theory(networks: xr.Dataset) -> Figure:
+    """D_k, G_k, R_k of constant-filter nets with their fits and predicted laws
+    (docs/science.md §8).
+
+    ``networks``: :func:`diffsens.theory.theory_networks` output, over ``(network, depth)``. One
+    column per architecture (dimension, filter size, stride), its inputs overlaid (filled: the
+    authors', open: the lattice). In the colour of each quantity: measured markers, the fit over
+    the layers it used (solid), the law (dotted) anchored on a fit (the lattice's first).
     """
     names = [str(n) for n in networks.network.values]
-    fig, columns = _panels(len(names), 3, 3.0, 2.3)
-    for axes, name in zip(columns, names, strict=True):
-        ds = networks.sel(network=name).dropna("depth", subset=["D"])
-        k = ds.depth.values.astype(float)
-        law = str(ds.law.values)
+    order = {}  # architecture -> its networks, lattice first (the law is anchored on its fit)
+    for name in sorted(
+        names, key=lambda n: str(networks.inputs.sel(network=n).values) != "lattice"
+    ):
+        ds = networks.sel(network=name)
+        order.setdefault((int(ds.dim), int(ds.filter_size), int(ds.stride)), []).append(name)
+    architectures = sorted(order, key=lambda a: min(names.index(n) for n in order[a]))
+    per_dim = max(sum(a[0] == d for a in architectures) for d in {a[0] for a in architectures})
+    fig, columns = _panels(len(architectures), 3, 2.6, 2.0, per_row=per_dim)
+    drawn = set()
+    for axes, architecture in zip(columns, architectures, strict=True):
+        group = [networks.sel(network=n).dropna("depth", subset=["D"]) for n in order[architecture]]
+        law = str(group[0].law.values)
+        k_all = np.unique(np.concatenate([ds.depth.values for ds in group])).astype(float)
         for row, (ax, quantity) in enumerate(zip(axes, QUANTITIES, strict=True)):
-            y = ds[quantity].values
-            ax.plot(k, y, color=PALETTE[row], marker="o", ms=3, ls="none")
-            exponent = float(ds.predicted.sel(quantity=quantity))
-            anchor = len(k) // 2  # past the early-layer transient
-            _prediction(ax, k, exponent, law, y[anchor], anchor)
+            anchor = None
+            for ds in group:
+                inputs = str(ds.inputs.values)
+                k, y = ds.depth.values.astype(float), ds[quantity].values
+                style = dict(_INPUTS_STYLE[inputs])
+                style.pop("label")
+                ax.plot(k, y, color=PALETTE[row], ls="none", ms=3.5, **style)
+                drawn.add(inputs)
+                fit = ds.sel(quantity=quantity)
+                fitted = ds.fitted.values.astype(bool)
+                if law in LAWS and fitted.any() and np.isfinite(float(fit.exponent)):
+                    curve = float(fit.prefactor) * law_curve(k[fitted], float(fit.exponent), law)
+                    ax.plot(k[fitted], curve, color=PALETTE[row], lw=1.3)
+                    drawn.add("fit")
+                    middle = k[fitted][len(k[fitted]) // 2]
+                    anchor = anchor or (middle, float(ds[quantity].sel(depth=middle)))
+            exponent = float(group[0].predicted.sel(quantity=quantity))
+            if anchor is None:  # no fit: through the middle layer of the first network
+                middle = group[0].depth.values[len(group[0].depth) // 2]
+                anchor = (float(middle), float(group[0][quantity].sel(depth=middle)))
+            if _prediction(ax, k_all, exponent, law, anchor, PALETTE[row]):
+                drawn.add("law")
             _law_axes(ax, law)
             ax.set_ylabel(_SYMBOLS[quantity])
-        title = f"{int(ds.dim)}-D, F = {int(ds.filter_size)}, s = {int(ds.stride)}"
-        axes[0].set_title(title, fontsize=9)
+        dim, filter_size, stride = architecture
+        axes[0].set_title(f"{dim}-D, F = {filter_size}, s = {stride}", fontsize=9)
         axes[-1].set_xlabel("layer $k$")
-    _legend(
-        fig,
-        [
-            Line2D([], [], color=PALETTE[0], ls="none", marker="o", ms=3, label="constant filters"),
-            Line2D([], [], color="black", ls=":", label="predicted law"),
-        ],
-    )
+    handles = [
+        Line2D([], [], color="grey", ls="none", ms=4, **_INPUTS_STYLE[inputs])
+        for inputs in _INPUTS_STYLE
+        if inputs in drawn
+    ]
+    if "fit" in drawn:
+        handles.append(Line2D([], [], color="grey", lw=1.3, label="fit (asymptotic layers)"))
+    if "law" in drawn:
+        handles.append(Line2D([], [], color="grey", ls=":", lw=1.3, label="predicted law"))
+    _legend(fig, handles)
     return fig
 
 
@@ -352,10 +395,13 @@ MAX_COLUMNS = 7
 """Variants per row of panels; a larger grid (the paper's 70 CIFAR variants) wraps."""
 
 
-def _panels(count: int, rows: int, width: float, height: float) -> tuple[Figure, list]:
+def _panels(
+    count: int, rows: int, width: float, height: float, per_row: int = MAX_COLUMNS
+) -> tuple[Figure, list]:
     """A figure with a column of ``rows`` panels for each of ``count`` items, wrapped after
-    :data:`MAX_COLUMNS` items; returns the figure and each item's column of axes."""
-    ncols = min(count, MAX_COLUMNS)
+    ``per_row`` items (at most :data:`MAX_COLUMNS`); returns the figure and each item's column of
+    axes."""
+    ncols = min(count, per_row, MAX_COLUMNS)
     blocks = -(-count // ncols)
     fig = Figure(figsize=(width * ncols + 1.4, height * rows * blocks + 0.5))
     grid = fig.subplots(rows * blocks, ncols, squeeze=False)
@@ -373,18 +419,33 @@ def _panels(count: int, rows: int, width: float, height: float) -> tuple[Figure,
     return fig, columns
 
 
-def _prediction(ax, k, exponent: float, law: str, value: float, index: int) -> None:
-    """The predicted law as a dotted black line through ``(k[index], value)``."""
-    if np.isfinite(exponent) and law in LAWS:
-        shape = law_curve(k, exponent, law)
-        ax.plot(k, value * shape / shape[index], color="black", ls=":", lw=1.2)
+def _prediction(ax, k, exponent: float, law: str, anchor: tuple[float, float], colour) -> bool:
+    """The predicted law as a dotted line in ``colour`` through ``anchor = (k, value)``; whether
+    there is one to draw."""
+    if not (np.isfinite(exponent) and law in LAWS):
+        return False
+    k = np.asarray(k, dtype=float)
+    shape = law_curve(k, exponent, law) / law_curve([anchor[0]], exponent, law)[0]
+    ax.plot(k, anchor[1] * shape, color=colour, ls=":", lw=1.3)
+    return True
 
 
 def _law_axes(ax, law: str) -> None:
-    """Log y; log x too for power laws, so that both laws show as straight lines."""
+    """Log y; log x too for power laws, so that both laws show as straight lines. A log depth
+    axis is labelled at powers of 2, a log y axis spanning little more than a decade at 1, 2 and
+    5 times powers of 10, both in plain numbers: no crowded minor labels. Call after plotting."""
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    if np.log10(high / low) < 1.5:
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if law == "power":
-        ax.set_xscale("log")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2))
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.grid(alpha=0.3, which="both")
 
 

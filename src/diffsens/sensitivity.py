@@ -41,14 +41,15 @@ from diffsens.diffeo import (
     temperature_range,
     typical_displacement,
 )
-from diffsens.perturb import matched_noise, move_pixels, random_directions
+from diffsens.perturb import NOISES, move_pixels, noisy, random_directions, shift
 from diffsens.probes import OUTPUT, Probe, evaluating
 
 __all__ = ["DEFORMATIONS", "STATISTICS", "measure"]
 
 logger = logging.getLogger(__name__)
 
-DEFORMATIONS = ("diffeo", "pixel_move")
+DEFORMATIONS = ("diffeo", "pixel_move", "shift")
+"""Smooth diffeomorphisms, and two discrete moves that have no temperature."""
 STATISTICS = ("mean", "median")
 
 
@@ -61,7 +62,7 @@ def measure(
     interp: str = "bilinear",
     deformation: str = "diffeo",
     block: int | None = None,
-    rectify_noise: bool = False,
+    noise: str = "gaussian",
     layers: Sequence[str] | Mapping[str, int] | None = None,
     statistic: str = "mean",
     seed: int = 0,
@@ -74,20 +75,23 @@ def measure(
     model:
         Any ``nn.Module``; it is run in eval mode, on the device of its parameters.
     images:
-        Probes ``(P, C, n, n)`` (or ``(P, C, L)`` with ``deformation="pixel_move"``), on any device.
+        Probes ``(P, C, n, n)`` (or ``(P, C, L)`` with a discrete deformation), on any device.
     temperatures:
         Diffeo temperatures, finite and > 0, one measurement each (``diffsens.diffeo.
         temperature_range`` gives the useful span; those above its ``T_max``, where deformations
-        fold the image, are measured with a logged warning). Not used by ``"pixel_move"``, whose
-        temperature coordinate is NaN.
+        fold the image, are measured with a logged warning). Not used by the discrete moves,
+        whose temperature coordinate is NaN.
     cut, interp:
         Diffeo cut-off and interpolation (``"bilinear"``, ``"nearest"``, ``"gaussian"``).
     deformation:
-        ``"diffeo"`` (smooth, docs/science.md §3) or ``"pixel_move"`` (each active pixel moves
-        one step: the scale-detection tasks, 1-D or 2-D). ``block`` undoes 1-D moves that would
-        change block.
-    rectify_noise:
-        Use rectified (non-negative) noise of the matched norm.
+        ``"diffeo"`` (smooth, docs/science.md §3), ``"pixel_move"`` (each active pixel moves
+        one step: the scale-detection tasks, 1-D or 2-D; ``block`` undoes 1-D moves that would
+        change block) or ``"shift"`` (the whole input moves one pixel along its last axis,
+        circularly: the constant-filter theory).
+    noise:
+        How the matched noise meets the input (:data:`diffsens.perturb.NOISES`): ``"gaussian"``
+        ``x + eta``, ``"rectified"`` ``x + eta`` with a non-negative direction,
+        ``"rectified_input"`` ``relu(x + eta)``.
     layers:
         ``None`` probes the output only, named ``"output"``. Otherwise module paths (and/or
         ``"output"``) in depth order, or a mapping from name to depth index.
@@ -110,13 +114,12 @@ def measure(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_choice("deformation", deformation, DEFORMATIONS)
+    check_choice("noise", noise, NOISES)
     check_choice("statistic", statistic, STATISTICS)
     check_choice("interp", interp, INTERPOLATIONS)
     check_cut(cut)
     check_int("batch_size", batch_size, 1)
     check_int("seed", seed, 0)
-    if not isinstance(rectify_noise, bool):
-        raise TypeError(f"rectify_noise must be True or False, got {rectify_noise!r}")
     _check_images(images, deformation, block)
     temperatures, T_attrs = _resolve_temperatures(images, deformation, temperatures, cut)
     names, depths = _resolve_layers(layers)
@@ -133,7 +136,7 @@ def measure(
         cut=cut,
         interp=interp,
         block=block,
-        rectify_noise=rectify_noise,
+        noise=noise,
         generator=torch.Generator().manual_seed(seed),
     )
     stats = {name: _LayerStats(len(temperatures), n_probes, statistic) for name in names}
@@ -146,16 +149,16 @@ def measure(
                 stats[name].add_clean(clean[name])
             for t in range(len(temperatures)):
                 deformed = draws.deformed(x, batch, t)
-                noisy = x + matched_noise(x, deformed, directions=draws.directions[batch])
+                noised = noisy(x, deformed, noise, directions=draws.directions[batch])
                 record = functools.partial(_add_perturbed, stats, t, batch, clean)
-                probe(torch.cat([deformed, noisy]), reduce=record)
+                probe(torch.cat([deformed, noised]), reduce=record)
 
     settings = {
         "deformation": deformation,
         "cut": cut,
         "interp": interp,
         "block": block if block is not None else "none",
-        "noise": "matched, rectified" if rectify_noise else "matched",
+        "noise": noise,
         "statistic": statistic,
         "seed": seed,
         "n_probes": n_probes,
@@ -225,10 +228,10 @@ def _resolve_layers(layers) -> tuple[list[str], list[int]]:
 def _resolve_temperatures(images, deformation, temperatures, cut) -> tuple[list[float], dict]:
     """The temperatures as floats, and the attributes recording those above ``T_max`` (with a
     logged warning): such deformations fold the image, yet measuring them is allowed."""
-    if deformation == "pixel_move":
+    if deformation != "diffeo":
         if temperatures is not None:
             raise ValueError(
-                "temperatures do not apply to deformation='pixel_move'; leave them None"
+                f"temperatures do not apply to deformation={deformation!r}; leave them None"
             )
         return [math.nan], {}
     values = None
@@ -261,9 +264,7 @@ def _resolve_temperatures(images, deformation, temperatures, cut) -> tuple[list[
 class _Draws:
     """Every random draw of one measurement, made up front in a fixed order from one generator."""
 
-    def __init__(
-        self, images, *, deformation, temperatures, cut, interp, block, rectify_noise, generator
-    ):
+    def __init__(self, images, *, deformation, temperatures, cut, interp, block, noise, generator):
         self.temperatures = temperatures
         self.interp = interp
         if deformation == "diffeo":
@@ -271,9 +272,12 @@ class _Draws:
             self.moved = None
         else:
             self.modes = None
-            self.moved = move_pixels(images, block=block, generator=generator)
+            if deformation == "shift":
+                self.moved = shift(images)
+            else:
+                self.moved = move_pixels(images, block=block, generator=generator)
         self.directions = random_directions(
-            images.shape, rectify=rectify_noise, generator=generator, dtype=images.dtype
+            images.shape, rectify=noise == "rectified", generator=generator, dtype=images.dtype
         )
 
     def deformed(self, x: torch.Tensor, batch: slice, t: int) -> torch.Tensor:

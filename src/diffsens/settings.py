@@ -132,6 +132,16 @@ def problems_in(instance, schema_: dict, where: str = "") -> Iterator[str]:
 def conflicts(group_name: str, resolved: Mapping) -> list[tuple[str, str]]:
     """``(key, problem)`` for each contradiction between keys of one resolved group."""
     found = []
+    if group_name == "theory":
+        for index, network in enumerate(resolved["networks"]):
+            lattice = network.get("inputs") == "lattice"
+            if lattice and network["stride"] not in (1, network["filter_size"]):
+                found.append(
+                    (
+                        f"networks[{index}].inputs",
+                        "the lattice needs stride 1 or stride = filter size",
+                    )
+                )
     if group_name == "training":
         late = [e for e in resolved["save_epochs"] if e > resolved["epochs"]]
         if late:
@@ -157,9 +167,13 @@ def training_conflicts(training: Mapping, shape) -> list[tuple[str, str]]:
 def measure_conflicts(
     measure: Mapping, shape=None, save_epochs: list[int] | None = None
 ) -> list[tuple[str, str]]:
-    """``(key, problem)`` for each measure setting that the data (a ``DataShape``, when given)
-    or the checkpoints a training keeps (when ``save_epochs`` is given) rule out."""
+    """``(key, problem)`` for each measure setting that another rules out, or the data (a
+    ``DataShape``, when given), or the checkpoints a training keeps (when ``save_epochs`` is
+    given)."""
     found = []
+    moves_in_blocks = measure["block"] is None or measure["deformation"] == "pixel_move"
+    if not moves_in_blocks:
+        found.append(("block", "blocks apply to deformation 'pixel_move' only"))
     if shape is not None:
         if measure["probes"] > shape.n_test:
             found.append(
@@ -170,7 +184,7 @@ def measure_conflicts(
             )
         if measure["deformation"] == "diffeo" and shape.dims != 2:
             found.append(("deformation", "'diffeo' needs images; use 'pixel_move' on 1-D data"))
-        if measure["block"] is not None and shape.dims != 1:
+        if measure["block"] is not None and moves_in_blocks and shape.dims != 1:
             found.append(("block", "blocks of pixel moves apply to 1-D signals only"))
         if measure["deformation"] == "pixel_move" and not shape.sparse:
             found.append(

@@ -74,12 +74,13 @@ def summary_markdown(table: pd.DataFrame) -> str:
         header = (
             f"## {experiment}\n\nAt δ = {block.delta.iloc[0]:.2f} px; first probe point "
             f"`{first}`, deepest hidden `{last}`; mean ± sd over {block.seeds.iloc[0]} seed(s); "
-            f"exponent: of the {block.law.iloc[0]} law fitted to R_k.\n"
+            "R exponent: of the variant's depth law (its column) fitted to R_k, blank where "
+            "it has none.\n"
         )
         lines = [
-            "| variant | checkpoint | condition | test error | R first | R last | "
+            "| variant | checkpoint | condition | test error | R first | R last | law | "
             "R exponent | D last | G last |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in block.itertuples(index=False):
             error = _pm(row.test_error, row.test_error_sd, "{:.3f}")
@@ -88,7 +89,7 @@ def summary_markdown(table: pd.DataFrame) -> str:
             lines.append(
                 f"| {row.variant} | {row.checkpoint} | {row.condition} | {error} | "
                 f"{_pm(row.R_first, row.R_first_sd)} | {_pm(row.R_last, row.R_last_sd)} | "
-                f"{_number(row.R_exponent)} | {_pm(row.D_last, row.D_last_sd)} | "
+                f"{row.law} | {_number(row.R_exponent)} | {_pm(row.D_last, row.D_last_sd)} | "
                 f"{_pm(row.G_last, row.G_last_sd)} |"
             )
         parts.append(header + "\n" + "\n".join(lines) + "\n")

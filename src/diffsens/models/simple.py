@@ -3,8 +3,8 @@
 ``simple_cnn`` (docs/science.md §5): depth L of [conv, ReLU, optional pool], global average
 pooling, a linear readout, in 1-D or 2-D; strides and pooling set how fast the spatial size
 shrinks with depth. ``constant_filters`` (docs/science.md §8): one channel, every filter weight
-the same frozen constant, no readout; on one-hot inputs its activations can be computed by hand,
-which is what makes it the theory's model.
+the same constant, no readout; on one-hot inputs its activations can be computed by hand, which
+is what makes it the theory's model.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from diffsens.probes import OUTPUT
 
 __all__ = [
     "POOLINGS",
+    "ConstantConv",
     "ConstantFilters",
     "SimpleCNN",
     "Subsample",
@@ -183,10 +184,41 @@ def simple_cnn(
     )
 
 
+class ConstantConv(nn.Module):
+    """A one-channel convolution whose every weight is ``value``, without bias: ``value`` times
+    the sum over each window, computed as average pooling (several times faster than a
+    convolution in float64, and the weight is exactly ``value`` in any precision).
+
+    ``padding`` zeros on both sides of every axis, or, ``periodic``, circular "same" padding
+    (stride 1: the input is a ring or torus and keeps its size).
+    """
+
+    def __init__(
+        self, dim: int, filter_size: int, stride: int, padding: int, value: float, periodic: bool
+    ):
+        super().__init__()
+        self.dim, self.filter_size, self.stride, self.value = dim, filter_size, stride, value
+        left = (filter_size - 1) // 2 if periodic else padding
+        right = filter_size - 1 - left if periodic else padding
+        self.pads = (left, right) * dim
+        self.mode = "circular" if periodic else "constant"
+        self.pool = AVG_POOL[dim](filter_size, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pads):
+            x = nn.functional.pad(x, self.pads, mode=self.mode)
+        return self.pool(x) * (self.value * self.filter_size**self.dim)
+
+    def extra_repr(self) -> str:
+        pads = f"pads={self.pads[:2]}, {self.mode}"
+        return f"dim={self.dim}, filter_size={self.filter_size}, stride={self.stride}, {pads}"
+
+
 class ConstantFilters(Network):
-    """``conv{k}, relu{k}`` for k = 1..L on one channel; every weight ``value``, frozen, no bias.
+    """``conv{k}, relu{k}`` for k = 1..L on one channel, each conv a :class:`ConstantConv`.
 
     The output is the last ReLU, so the probe points are ``relu1..relu{L}`` with no ``output``.
+    The net has no parameters: nothing to train.
     """
 
     def __init__(
@@ -204,19 +236,11 @@ class ConstantFilters(Network):
         layers: dict[str, nn.Module] = {}
         n = input_size
         for k in range(1, depth + 1):
-            if periodic:  # stride 1 on a ring: every layer keeps the size, no edge anywhere
-                conv = CONV[dim](
-                    1, 1, filter_size, padding="same", padding_mode="circular", bias=False
-                )
-            else:
+            if not periodic:  # on a ring every layer keeps the size, no edge anywhere
                 n = check_reaches(
                     "constant_filters", f"conv{k}", n, conv_size(n, filter_size, stride, padding)
                 )
-                conv = CONV[dim](1, 1, filter_size, stride=stride, padding=padding, bias=False)
-            with torch.no_grad():
-                conv.weight.fill_(value)
-            conv.weight.requires_grad_(False)
-            layers[f"conv{k}"] = conv
+            layers[f"conv{k}"] = ConstantConv(dim, filter_size, stride, padding, value, periodic)
             layers[f"relu{k}"] = nn.ReLU(inplace=False)
         super().__init__(layers, [f"relu{k}" for k in range(1, depth + 1)])
         self.value = value
