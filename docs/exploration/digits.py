@@ -48,17 +48,9 @@ SETTINGS = {
         {"name": "resnet18", "width": 8},
         {**SGD, "epochs": 6, "augmentation": "crop"},
     ),
-    "resnet18w16_sgd6_crop": (
-        {"name": "resnet18", "width": 16},
-        {**SGD, "epochs": 6, "augmentation": "crop"},
-    ),
     "vgg11bn8_sgd8_crop": (
         {"name": "vgg11_bn", "width": 8},
         {**SGD, "epochs": 8, "augmentation": "crop"},
-    ),
-    "vgg11bn16_sgd15_crop": (
-        {"name": "vgg11_bn", "width": 16},
-        {**SGD, "epochs": 15, "augmentation": "crop"},
     ),
     "vgg11bn12_sgd8_crop": (
         {"name": "vgg11_bn", "width": 12},
