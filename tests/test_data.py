@@ -16,7 +16,7 @@ from diffsens.data import (
     scale_detection_1d,
     scale_detection_2d,
 )
-from diffsens.data.transforms import NORMALISATION
+from diffsens.data.transforms import NORMALISATION, normalise
 from diffsens.io import CorruptedFile
 from diffsens.settings import SettingsError
 from tests.cifar_fixture import write_cifar_fixture
@@ -235,6 +235,41 @@ def test_crop_flip_is_a_padded_shift_or_its_mirror():
         assert any(torch.equal(y, c.flip(-1)) for c in candidates)
         flipped += 1
     assert 0.4 < flipped / len(images) < 0.6
+
+
+def test_crop_flip_is_the_cifar_tutorial_augmentation():
+    """Same images, same distribution as torchvision's RandomCrop(padding=4) (pad with black,
+    then crop at a uniform offset), RandomHorizontalFlip and Normalize, which a user's CIFAR-10
+    loop applies per image on the CPU: every output is one of that pipeline's 2 (2p + 1)^2
+    possible outputs, and each is drawn equally often (chi-square test)."""
+    from scipy.stats import chisquare
+    from torchvision.transforms import functional as F
+
+    padding, n = 4, 3000
+    raw = torch.randint(
+        0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    mean, std = NORMALISATION["cifar10"]
+    fill = (torch.zeros(3) - torch.tensor(mean)) / torch.tensor(std)
+    ours = random_crop_flip(
+        normalise(raw, "cifar10"), padding, fill, torch.Generator().manual_seed(1)
+    )
+    counts = torch.zeros(2, 2 * padding + 1, 2 * padding + 1)
+    for image, out in zip(raw, ours, strict=True):
+        padded = F.pad(image.float() / 255, [padding], fill=0)  # ToTensor, then RandomCrop's pad
+        crops = torch.stack(
+            [
+                F.crop(padded, i, j, 8, 8)
+                for i in range(2 * padding + 1)
+                for j in range(2 * padding + 1)
+            ]
+        )
+        theirs = F.normalize(torch.cat([crops, F.hflip(crops)]), mean, std)
+        distance = (theirs - out).abs().flatten(1).amax(1)
+        assert distance.min() < 1e-5  # one of the tutorial pipeline's outputs
+        counts.view(-1)[distance.argmin()] += 1
+    assert chisquare(counts.flatten()).pvalue > 0.001
+    assert chisquare(counts.sum((1, 2))).pvalue > 0.001  # flips: one half each
 
 
 def test_probe_set_is_seeded_subset():

@@ -419,8 +419,8 @@ def test_default_config_satisfies_its_promises():
         assert len(experiment["seeds"]) >= 2
         measure = experiment["measure"]
         assert set(measure["checkpoints"]) & {"init"} and len(measure["checkpoints"]) >= 2
-        if measure.get("deformation", "diffeo") == "diffeo":
-            assert measure["temperatures"] >= 3
+        if measure.get("deformation", "diffeo") == "diffeo":  # several sizes, 1 pixel among them
+            assert len(measure["deltas"]) >= 3 and 1 in measure["deltas"]
     assert sum(len(e["variants"]) for e in config["experiments"].values()) >= 4
 
 

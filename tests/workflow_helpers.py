@@ -26,7 +26,7 @@ def snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True
     if config is not None:
         path = workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        command += ["--configfile", str(path)]
+        command.append(f"--configfile={path}")  # with "=", targets after it stay targets
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
         [*command, *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=1200

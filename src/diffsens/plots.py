@@ -164,10 +164,12 @@ def error_vs_sensitivity(
     else:
         colours = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(cubes)}
     for ax, quantity in zip(axes, QUANTITIES, strict=True):
+        positive = False
         for variant, cube in cubes.items():
             trained = trained_checkpoint(cube)
             out = at_delta(cube, delta)[quantity].isel(layer=-1)
             out = out.sel(checkpoint=trained, condition="original")
+            positive |= bool((out > 0).any())  # NaN where the output collapsed
             error = cube.test_error.sel(checkpoint=trained)
             ax.scatter(out, error, s=10, color=colours[variant], alpha=0.5, lw=0)
             ax.scatter(
@@ -181,8 +183,8 @@ def error_vs_sensitivity(
             )
         if ceiling is not None:
             ax.axhline(ceiling, color="#C00000", ls="--", lw=0.8)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        if positive:  # a log axis needs a positive value; minor ticks get labels in a narrow span
+            ax.set_xscale("log")
         ax.set_xlabel(f"${quantity}$ of the output")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("test error")
