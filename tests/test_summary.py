@@ -27,6 +27,7 @@ def test_summary_rows_are_means_and_spreads_over_seeds(experiment):
     assert row.R_last_sd == pytest.approx(float(np.std(R.sel(layer="relu3").values, ddof=1)))
     errors = cubes["a"].test_error.sel(checkpoint="best").values
     assert row.test_error == pytest.approx(errors.mean())
+    assert table.query("condition == 'shuffled'").test_error.isna().all()  # not evaluated
     exponent = fits.exponent.sel(variant="a", quantity="R", checkpoint="best", condition="original")
     assert row.R_exponent == pytest.approx(float(exponent)) and row.law == "exponential"
 

@@ -173,6 +173,12 @@ def test_analysis_edit_refits_and_redraws_only(tiny_run):
     assert planned_jobs(tiny_run, config) == FITS | {job("plot_depth_laws", experiment="tiny")}
 
 
+def test_a_delta_edit_refits_and_redraws_only_what_reads_the_cubes_at_it(tiny_run):
+    config = edited(lambda c: c["analysis"].update(delta=2.0))
+    at_delta = ("plot_layerwise", "plot_error_vs_sensitivity", "plot_depth_laws")
+    assert planned_jobs(tiny_run, config) == FITS | {job(r, experiment="tiny") for r in at_delta}
+
+
 def test_a_ceiling_edit_redraws_and_resummarises_only(tiny_run):
     config = edited(lambda c: c["experiments"]["tiny"].update(error_ceiling=0.5))
     assert planned_jobs(tiny_run, config) == FITS | EXPERIMENT_PLOTS | {

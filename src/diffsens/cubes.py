@@ -120,6 +120,14 @@ def measure_run(
     epochs = [checkpoint["epoch"] for _, checkpoint in loaded.values()]
     run["epoch"] = ("checkpoint", np.asarray(epochs, dtype=np.int64))
     run.epoch.attrs = {"long_name": "training epoch of the checkpoint", "units": "1"}
+    run.checkpoint.attrs = {
+        "long_name": "checkpoint: init, best (lowest test error), last, epoch_N"
+    }
+    run.condition.attrs = {
+        "long_name": "original: the net as trained; shuffled: the input channels of each of its "
+        "conv layers permuted (diffsens.pooling.shuffle_channels)"
+    }
+    run.layer.attrs = {"long_name": "probe point (module path), input to output"}
     described = RunSettings(
         model=run_settings.model,
         training=run_settings.training,
@@ -188,6 +196,7 @@ def collect(
     measured_with = [runs[seed].attrs.get("seed", seed) for seed in seeds]
     cube = cube.assign_coords(measure_seed=("seed", np.asarray(measured_with, dtype=np.int64)))
     cube.measure_seed.attrs = {"long_name": "seed of the deformations, noise and shuffles"}
+    cube.seed.attrs = {"long_name": "training seed"}
     for key in ("seed", "training_seed"):  # each run's own; the cube has a seed axis
         cube.attrs.pop(key, None)
     named = RunSettings(**{**vars(settings), "experiment": experiment, "variant": variant})

@@ -183,17 +183,47 @@ def error_vs_sensitivity(
             )
         if ceiling is not None:
             ax.axhline(ceiling, color="#C00000", ls="--", lw=0.8)
-        if positive:  # a log axis needs a positive value; minor ticks get labels in a narrow span
-            ax.set_xscale("log")
+        if positive:  # a log axis needs a positive value (NaN where the output collapsed)
+            _log_values(ax)
         ax.set_xlabel(f"${quantity}$ of the output")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("test error")
     if scale is not None:
         mappable = matplotlib.cm.ScalarMappable(norm=scale, cmap="viridis")
         fig.colorbar(mappable, ax=axes, label=colour_label, fraction=0.04)
-    else:
-        _legend(fig, axes[0].get_legend_handles_labels()[0])
+    handles = [
+        *([] if scale is not None else axes[0].get_legend_handles_labels()[0]),
+        Line2D([], [], color="grey", ls="none", marker="o", ms=3, alpha=0.6, label="one seed"),
+        Line2D([], [], color="grey", ls="none", marker="o", ms=7, mec="black", label="seed mean"),
+    ]
+    if ceiling is not None:
+        handles.append(Line2D([], [], color="#C00000", ls="--", lw=0.8, label="error ceiling"))
+    if scale is None:
+        _legend(fig, handles)
+    else:  # the colour bar takes the right margin
+        axes[-1].legend(handles=handles, fontsize=7, loc="best")
     return fig
+
+
+def _log_values(ax) -> None:
+    """An x axis of positive measured values, labelled without overlap: linear below a decade of
+    span, else logarithmic with plain numbers at the decades and, up to 2.5 decades, between."""
+    low, high = ax.get_xlim()
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    if low > 0 and np.log10(high / low) < 1:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+        return
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    span = np.log10(high / low)
+    ax.xaxis.set_major_formatter(plain)
+    if span < 2.5:
+        ax.xaxis.set_minor_locator(
+            matplotlib.ticker.LogLocator(subs=(2, 5) if span < 1.5 else (3,))
+        )
+        ax.xaxis.set_minor_formatter(plain)
+    else:
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def spectra(
@@ -207,7 +237,7 @@ def spectra(
     """
     fig, columns = _panels(len(spectra_by_variant), 1, 3.2, 3.0)
     cmap = matplotlib.colormaps["viridis"]
-    eigen = []
+    eigen, checkpoints = [], []
     for (ax,), (variant, ds) in zip(columns, spectra_by_variant.items(), strict=True):
         _title(ax, variant, ds, ceiling)
         ax.set_xlabel("conv layer $k$")
@@ -227,6 +257,7 @@ def spectra(
         values = [float(v) for v in by_value.eigenvalue.values]
         eigen = sorted(set(eigen) | set(values))
         for checkpoint in map(str, ds.checkpoint.values):
+            checkpoints += [checkpoint] if checkpoint not in checkpoints else []
             for value in values:
                 share = by_value.sel(eigenvalue=value, checkpoint=checkpoint)
                 colour = cmap(values.index(value) / max(1, len(values) - 1))
@@ -235,7 +266,7 @@ def spectra(
         Line2D([], [], color=cmap(i / max(1, len(eigen) - 1)), label=f"λ = {v:g}")
         for i, v in enumerate(eigen)
     ]
-    handles += [Line2D([], [], color="grey", ls=_STYLE[c], label=c) for c in ("init", "best")]
+    handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, "-"), label=c) for c in checkpoints]
     _legend(fig, handles)
     return fig
 
@@ -281,7 +312,7 @@ def depth_laws(
                     drawn.add("prediction")
             _law_axes(ax, law)
             ax.set_ylabel(_SYMBOLS[quantity])
-        _title(axes[0], variant, cube, ceiling, f" ({law} law)")
+        _title(axes[0], variant, cube, ceiling, f" ({law} law)" if law in LAWS else " (no law)")
         axes[-1].set_xlabel("layer $k$")
     handles = [
         Line2D([], [], color="grey", ls="--", marker="o", ms=3, label="init"),
@@ -458,7 +489,13 @@ def _legend(fig: Figure, handles) -> None:
 
 
 def save(fig: Figure, paths: Sequence[str | os.PathLike], dpi: int = 150) -> None:
-    """Write ``fig`` to every path, in the format its suffix names, each file atomically."""
+    """Write ``fig`` to every path, in the format its suffix names, each file atomically; the
+    page fits what is drawn, so no label is cut at its edge."""
     for path in paths:
         fmt = Path(path).suffix.lstrip(".")
-        write_atomically(path, lambda partial, f=fmt: fig.savefig(partial, dpi=dpi, format=f))
+        write_atomically(
+            path,
+            lambda partial, f=fmt: fig.savefig(
+                partial, dpi=dpi, format=f, bbox_inches="tight", pad_inches=0.05
+            ),
+        )

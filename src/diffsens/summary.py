@@ -1,9 +1,10 @@
 """The headline numbers of a run, in one table: what prose about the results quotes.
 
-One row per (experiment, variant, checkpoint, condition): the test error, D, G and R at the first
-probe point and at the deepest hidden one (the last before the output), at the analysis
-displacement, each as mean and standard deviation over seeds, the depth-law exponents fitted to
-D_k, G_k, R_k, and whether the trained net's test error is above the experiment's ceiling.
+One row per (experiment, variant, checkpoint, condition): the test error (of the original net
+only; the shuffled one is not evaluated), D, G and R at the first probe point and at the deepest
+hidden one (the last before the output), at the analysis displacement, each as mean and standard
+deviation over seeds, the depth-law exponents fitted to D_k, G_k, R_k, and whether the trained
+net's test error is above the experiment's ceiling.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def summarise(
             for checkpoint in map(str, at.checkpoint.values):
                 error = at.test_error.sel(checkpoint=checkpoint)
                 for condition in map(str, at.condition.values):
+                    measured = condition == "original"  # the shuffled net's error is not
                     row = {
                         "experiment": experiment,
                         "variant": variant,
@@ -46,8 +48,8 @@ def summarise(
                         "condition": condition,
                         "seeds": at.sizes.get("seed", 1),
                         "delta": float(at.delta),
-                        "test_error": _mean(error),
-                        "test_error_sd": _sd(error),
+                        "test_error": _mean(error) if measured else np.nan,
+                        "test_error_sd": _sd(error) if measured else np.nan,
                         "undertrained": bool(undertrained and checkpoint == trained),
                         "first_layer": first,
                         "last_layer": last,
@@ -83,7 +85,8 @@ def summary_markdown(table: pd.DataFrame) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in block.itertuples(index=False):
-            error = _pm(row.test_error, row.test_error_sd, "{:.3f}")
+            error = _pm(100 * row.test_error, 100 * row.test_error_sd, "{:.1f}")
+            error += " %" if error else ""
             if row.undertrained:
                 error += " (undertrained)"
             lines.append(

@@ -241,11 +241,17 @@ def figure_output(name, caption, category, folder="{experiment}"):
 
 
 def figure_settings(wildcards):
-    """Figure keys, the analysis displacement, and the experiment's error ceiling (if any)."""
-    settings = {**CONFIG.figures, "delta": CONFIG.analysis["delta"]}
+    """Figure keys and the experiment's error ceiling (if any)."""
+    settings = dict(CONFIG.figures)
     if "experiment" in wildcards.keys():
         settings["error_ceiling"] = CONFIG.error_ceiling(wildcards.experiment)
     return settings
+
+
+def figure_settings_at_delta(wildcards):
+    """The figure settings and the analysis displacement, for figures that read the cubes at it
+    (so that editing it redraws only those)."""
+    return {**figure_settings(wildcards), "delta": CONFIG.analysis["delta"]}
 
 
 def summary_inputs(wildcards):

@@ -11,7 +11,7 @@ rule plot_layerwise:
     conda:
         "../../environment.yml"
     params:
-        settings=figure_settings,
+        settings=figure_settings_at_delta,
         upstream=upstream_of_cubes,
     script:
         "../../scripts/plot_layerwise.py"
@@ -33,7 +33,7 @@ rule plot_error_vs_sensitivity:
     conda:
         "../../environment.yml"
     params:
-        settings=figure_settings,
+        settings=figure_settings_at_delta,
         upstream=upstream_of_cubes,
     script:
         "../../scripts/plot_error_vs_sensitivity.py"
@@ -70,7 +70,7 @@ rule plot_depth_laws:
     conda:
         "../../environment.yml"
     params:
-        settings=figure_settings,
+        settings=figure_settings_at_delta,
         upstream=upstream_of_depth_laws,
     script:
         "../../scripts/plot_depth_laws.py"
