@@ -14,4 +14,3 @@ runs = {
 }
 cube = collect(runs, experiment=settings["experiment"], variant=settings["variant"])
 write_netcdf(cube, snakemake.output.cube)
-print(f"wrote {snakemake.output.cube}")

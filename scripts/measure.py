@@ -15,4 +15,3 @@ checkpoints = {name: folder / f"{name}.pt" for name in settings["measure"]["chec
 data = PreparedData.load(snakemake.input.data)
 run = measure_run(checkpoints, data, settings["measure"], seed=settings["seed"])
 write_netcdf(run, snakemake.output.sensitivity)
-print(f"wrote {snakemake.output.sensitivity}")

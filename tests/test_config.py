@@ -121,3 +121,34 @@ def test_every_schema_node_uses_only_json_schema_keywords():
                 walk(item, path)
 
     walk(schema(), "schema")
+
+
+def test_a_grid_spells_out_its_variants_by_name():
+    raw = {
+        "datasets": {"d": {"source": "mnist5k"}},
+        "experiments": {
+            "e": {
+                "dataset": "d",
+                "model": {"name": "simple_cnn", "depth": 2},
+                "grid": {"model.pooling": ["max", "avg"], "training.training_noise": [0, 0.1]},
+                "variants": {"plain": {}},
+            }
+        },
+    }
+    config = Config(raw, against_data=False)
+    assert config.variants("e") == [
+        "plain",
+        "poolingmax_training_noise0",
+        "poolingmax_training_noise0.1",
+        "poolingavg_training_noise0",
+        "poolingavg_training_noise0.1",
+    ]
+    made = config.variant("e", "poolingavg_training_noise0.1")
+    assert made["model"]["pooling"] == "avg" and made["training"]["training_noise"] == 0.1
+    assert made["model"]["depth"] == 2  # the experiment's settings still apply
+    raw["experiments"]["e"]["variants"] = {"poolingmax_training_noise0": {}}
+    with pytest.raises(SettingsError, match="'poolingmax_training_noise0' is named twice"):
+        Config(raw, against_data=False)
+    raw["experiments"]["e"]["grid"] = {"training.epochs": [0]}
+    with pytest.raises(SettingsError, match=r"variants\.epochs0\.training\.epochs: 0 is less"):
+        Config(raw, against_data=False)

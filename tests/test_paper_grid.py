@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from diffsens.config import Config, read_yaml
+from diffsens.config import Config, read_yaml, with_grid_variants
 from tests.cifar_fixture import write_cifar_fixture
 from tests.workflow_helpers import REPO, snakemake
 
@@ -54,7 +54,7 @@ def covering_variants(config: Config) -> dict[str, list[str]]:
 
 def tiny_paper_config(cifar_root) -> tuple[dict, dict[str, list[str]]]:
     """config/paper.yaml on a tiny budget, and the variants kept."""
-    config = copy.deepcopy(PAPER)
+    config = with_grid_variants(copy.deepcopy(PAPER))  # the grid's variants, named
     keep = covering_variants(Config(PAPER))
     config["results"] = "results"
     for entry in config["datasets"].values():
@@ -64,6 +64,7 @@ def tiny_paper_config(cifar_root) -> tuple[dict, dict[str, list[str]]]:
             entry.update(n_train=16, n_test=8)
     for name, experiment in config["experiments"].items():
         experiment["seeds"] = experiment.get("seeds", [0])[:1]
+        experiment.pop("grid", None)
         experiment["variants"] = {v: experiment["variants"][v] for v in keep[name]}
         training = experiment.setdefault("training", {})
         training.update(epochs=1, save_epochs=[])

@@ -193,3 +193,27 @@ def test_trained_nets_show_their_test_error_and_undertrained_ones_are_marked():
     assert any("undertrained" in ax.get_title() for ax in under.axes)
     scatter = plots.error_vs_sensitivity({"a": cube}, ceiling=0.3)
     assert any(line.get_ydata()[0] == 0.3 for ax in scatter.axes for line in ax.get_lines())
+
+
+def test_training_curves_draw_every_seed_and_the_ceiling():
+    def history(seed, epochs):
+        k = np.arange(epochs + 1)
+        return xr.Dataset(
+            {
+                "train_loss": ("epoch", np.r_[np.nan, 1.0 / k[1:]]),
+                "train_error": ("epoch", np.r_[np.nan, 0.5 / k[1:]]),
+                "test_error": ("epoch", 0.9 / (k + 1) + 0.01 * seed),
+                "lr": ("epoch", np.r_[np.nan, np.full(epochs, 0.1)]),
+            },
+            coords={"epoch": k},
+        )
+
+    runs = {"a": [history(0, 4), history(1, 4)], "b": [history(0, 2)]}
+    fig = plots.training_curves(runs, ceiling=0.2)
+    loss, error, lr = fig.axes[:3]
+    assert len(loss.lines) == len(lr.lines) == 3  # one per seed
+    assert len(error.lines) == 2 * 3 + 1  # test and train per seed, the ceiling
+    assert loss.get_yscale() == "log" and error.get_ylabel() == "error"
+    np.testing.assert_array_equal(loss.lines[0].get_xdata(), [1, 2, 3, 4])  # no loss at init
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["a", "b", "test error", "train error", "error ceiling"]

@@ -102,6 +102,22 @@ def test_cube_layout_and_provenance(tiny_run):
     assert (tiny_run / "results" / "benchmarks" / "measure" / "tiny" / "a" / "seed~0.tsv").exists()
 
 
+def test_every_log_says_what_the_job_does_and_what_it_wrote(tiny_run):
+    logs = tiny_run / "results" / "logs"
+    for path in logs.rglob("*.log"):
+        lines = path.read_text().splitlines()
+        assert "diffsens.job: rule " in lines[0], path
+        assert "diffsens.job: wrote results/" in lines[-1], path
+    train = (logs / "train" / "tiny" / "a" / "seed~0.log").read_text()
+    assert train.count("training {'name': 'simple_cnn'") == 1 and "parameters) on digits" in train
+    epochs = TINY["experiments"]["tiny"]["training"]["epochs"]
+    assert [f"epoch {k}/{epochs}: loss" in train for k in range(1, epochs + 1)] == [True] * epochs
+    measured = (logs / "measure" / "tiny" / "a" / "seed~0.log").read_text()
+    for checkpoint in ("init", "best"):  # one line per checkpoint and condition
+        for condition in ("original", "shuffled"):
+            assert f"{checkpoint}, {condition}: 3 probe points in" in measured
+
+
 def test_second_run_does_nothing(tiny_run):
     assert planned_jobs(tiny_run, TINY) == set()
 
@@ -118,6 +134,7 @@ def test_training_edit_reruns_that_variant_only(tiny_run):
             job("collect", experiment="tiny", variant="a"),
             job("spectra", experiment="tiny", variant="a"),
             job("plot_spectra", experiment="tiny"),
+            job("plot_training", experiment="tiny"),
         }
         | FITS
         | EXPERIMENT_PLOTS
@@ -143,6 +160,7 @@ def test_figure_edit_only_redraws(tiny_run):
     config = edited(lambda c: c["figures"].update(dpi=70))
     assert planned_jobs(tiny_run, config) == EXPERIMENT_PLOTS | {
         job("plot_spectra", experiment="tiny"),
+        job("plot_training", experiment="tiny"),
         job("plot_theory"),
         job("plot_examples"),
     }
@@ -162,6 +180,7 @@ def test_new_seed_trains_only_that_seed(tiny_run):
             job("spectra", experiment="tiny", variant="a"),
             job("spectra", experiment="tiny", variant="b"),
             job("plot_spectra", experiment="tiny"),
+            job("plot_training", experiment="tiny"),
         }
         | FITS
         | EXPERIMENT_PLOTS
@@ -182,7 +201,8 @@ def test_a_delta_edit_refits_and_redraws_only_what_reads_the_cubes_at_it(tiny_ru
 def test_a_ceiling_edit_redraws_and_resummarises_only(tiny_run):
     config = edited(lambda c: c["experiments"]["tiny"].update(error_ceiling=0.5))
     assert planned_jobs(tiny_run, config) == FITS | EXPERIMENT_PLOTS | {
-        job("plot_spectra", experiment="tiny")
+        job("plot_spectra", experiment="tiny"),
+        job("plot_training", experiment="tiny"),
     }
 
 

@@ -11,6 +11,7 @@ of them are reported at once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -77,6 +78,35 @@ def typed(value):
     return value
 
 
+def with_grid_variants(raw: dict) -> dict:
+    """``raw`` with each experiment's ``grid`` spelled out as named variants (schema: ``grid``).
+
+    A grid variant's name is its values joined by ``_`` in the grid's key order (a model name as
+    itself, any other setting as its key then its value), so adding a value to a grid leaves the
+    names, and the results, of the other variants alone.
+    """
+    problems = []
+    for experiment, entry in raw["experiments"].items():
+        grid = entry.get("grid") or {}
+        variants = dict(entry.get("variants") or {})
+        for values in itertools.product(*grid.values()):
+            overrides: dict = {}
+            parts = []
+            for key, value in zip(grid, values, strict=True):
+                section, option = key.split(".")
+                overrides.setdefault(section, {})[option] = value
+                parts.append(str(value) if key == "model.name" else f"{option}{value}")
+            name = "_".join(parts)
+            if name in variants:  # a variant of the same name, or values that print alike
+                problems.append(f"experiments.{experiment}.grid: variant {name!r} is named twice")
+            variants[name] = overrides
+        if grid:
+            entry["variants"] = variants
+    if problems:
+        raise SettingsError(problems)
+    return raw
+
+
 class Config:
     """A workflow config, validated and resolved; raises :class:`SettingsError` listing every
     problem.
@@ -92,7 +122,11 @@ class Config:
         problems = list(problems_in(raw, schema()))
         if problems:  # the structure is broken: nothing below can be trusted
             raise SettingsError(problems)
-        self.raw = json.loads(json.dumps(raw))  # plain types, in the config's own order
+        raw = with_grid_variants(json.loads(json.dumps(raw)))  # plain types, the config's order
+        problems = list(problems_in(raw, schema()))  # of the variants the grids made
+        if problems:
+            raise SettingsError(problems)
+        self.raw = raw
         self.results = {**defaults(schema()), **self.raw}["results"]
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")

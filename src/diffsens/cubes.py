@@ -15,7 +15,9 @@ both use them, so their cubes carry the same description.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,6 +34,8 @@ from diffsens.runtime import describe_device, pick_device
 from diffsens.sensitivity import measure
 from diffsens.settings import SettingsError, measure_conflicts, resolve
 from diffsens.train import load_checkpoint
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CONDITIONS", "collect", "measure_run", "summary", "write_netcdf"]
 
@@ -95,21 +99,46 @@ def measure_run(
     training_seed, run_settings = _one_run(checkpoints, loaded)
     _check_data(run_settings.dataset, dataset, next(iter(checkpoints.values())), other_data)
     seed = training_seed if seed is None else seed
+    log.info(
+        "measuring %s of %s (training seed %d) on %d probes of %s, %s, %s, seed %d, on %s",
+        ", ".join(checkpoints),
+        run_settings.model,
+        training_seed,
+        len(images),
+        dataset["name"],
+        " and ".join(cfg["conditions"]),
+        f"{cfg['deformation']} at T = {', '.join(f'{t:.3g}' for t in temperatures)}"
+        if cfg["deformation"] == "diffeo"
+        else f"{cfg['deformation']} moves",
+        seed,
+        describe_device(device),
+    )
     by_checkpoint = []
-    for model, _ in loaded.values():
+    for name, (model, _) in loaded.items():
         by_condition = []
         for condition in cfg["conditions"]:
+            start = time.perf_counter()
             net = model if condition == "original" else shuffle_channels(model, seed=seed)
-            by_condition.append(
-                measure(
-                    net,
-                    images,
-                    temperatures=temperatures,
-                    layers=model.probe_points,
-                    seed=seed,
-                    **options,
-                )
+            result = measure(
+                net,
+                images,
+                temperatures=temperatures,
+                layers=model.probe_points,
+                seed=seed,
+                **options,
             )
+            R = result.R.isel(temperature=-1).values
+            log.info(
+                "%s, %s: %d probe points in %.1f s; at the largest move R is %.3g (first), "
+                "%.3g (output)",
+                name,
+                condition,
+                len(R),
+                time.perf_counter() - start,
+                R[0],
+                R[-1],
+            )
+            by_condition.append(result)
         by_checkpoint.append(xr.concat(by_condition, pd.Index(cfg["conditions"], name="condition")))
     run = xr.concat(
         by_checkpoint, pd.Index(list(checkpoints), name="checkpoint"), combine_attrs="override"

@@ -33,6 +33,7 @@ __all__ = [
     "spectra",
     "temperatures",
     "theory",
+    "training_curves",
 ]
 
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -426,6 +427,47 @@ def examples(
 
 MAX_COLUMNS = 7
 """Variants per row of panels; a larger grid (the paper's 70 CIFAR variants) wraps."""
+
+
+def training_curves(
+    histories: Mapping[str, Sequence[xr.Dataset]], *, ceiling: float | None = None
+) -> Figure:
+    """Training loss, train and test error, and learning rate against the epoch (from each
+    run's ``history.nc``): one colour per variant, one line per seed.
+
+    Test error solid, train error dotted; epoch 0 is the initialisation (no loss yet). A dashed
+    red line marks the ``ceiling`` above which a trained net counts as undertrained.
+    """
+    fig = Figure(figsize=(11, 3.3))
+    loss_ax, error_ax, lr_ax = fig.subplots(1, 3)
+    handles = []
+    for i, (variant, runs) in enumerate(histories.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        for history in runs:
+            epochs = history.epoch.values
+            trained = epochs > 0
+            loss_ax.plot(epochs[trained], history.train_loss.values[trained], color=colour, lw=1)
+            error_ax.plot(epochs, history.test_error.values, color=colour, lw=1.2)
+            error_ax.plot(
+                epochs[trained], history.train_error.values[trained], color=colour, lw=1, ls=":"
+            )
+            lr_ax.plot(epochs[trained], history.lr.values[trained], color=colour, lw=1)
+        handles.append(Line2D([], [], color=colour, label=variant))
+    handles += [
+        Line2D([], [], color="grey", label="test error"),
+        Line2D([], [], color="grey", ls=":", label="train error"),
+    ]
+    if ceiling is not None:
+        error_ax.axhline(ceiling, color="#C00000", ls="--", lw=0.8)
+        handles.append(Line2D([], [], color="#C00000", ls="--", lw=0.8, label="error ceiling"))
+    loss_ax.set_yscale("log", nonpositive="mask")  # a hinge loss may reach 0
+    for ax, label in ((loss_ax, "training loss"), (error_ax, "error"), (lr_ax, "learning rate")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    _legend(fig, handles)
+    return fig
 
 
 def _panels(

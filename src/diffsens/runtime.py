@@ -7,14 +7,18 @@ back. Workflow jobs call :func:`start_job` once at start-up, the CLI :func:`tune
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import fcntl
 import logging
 import os
 import sys
+import tempfile
+import time
 import traceback
 from pathlib import Path
 
-__all__ = ["describe_device", "pick_device", "start_job", "tune_allocator"]
+__all__ = ["claim_gpu", "describe_device", "pick_device", "start_job", "tune_allocator"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
@@ -39,15 +43,62 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
 
 
 def pick_device(name: str = "auto"):
-    """CUDA when asked or (``"auto"``) available, else CPU; asking for absent CUDA is an error."""
+    """CUDA when asked or (``"auto"``) available, else CPU; asking for absent CUDA is an error.
+
+    ``"auto"`` and ``"cuda"`` on a machine with several visible GPUs take one that no other
+    diffsens process holds (:func:`claim_gpu`); ``"cuda:N"`` takes GPU N as asked.
+    """
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
+        device = torch.device("cuda", claim_gpu(torch.cuda.device_count()))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     return device
+
+
+_CLAIMED: dict[int, object] = {}  # GPU index -> its open lock file, held until the process ends
+
+
+def claim_gpu(count: int, lock_dir: str | os.PathLike | None = None, poll_s: float = 0.5) -> int:
+    """The index of one of ``count`` GPUs that no other diffsens process on this machine holds;
+    this process holds it until it exits (an exclusive lock on a file per GPU, which the system
+    releases even after a kill).
+
+    Without it, concurrent jobs on a workstation with several GPUs would all take GPU 0. Where
+    every GPU is held, it waits: the workflow's ``gpu`` resource lets at most as many GPU jobs
+    run as there are GPUs. Lock files live in ``lock_dir``, else ``$DIFFSENS_GPU_LOCKS``, else
+    a per-user folder of the temporary directory.
+    """
+    if _CLAIMED:
+        return next(iter(_CLAIMED))
+    default = Path(tempfile.gettempdir()) / f"diffsens-gpu-locks-{os.getuid()}"
+    folder = Path(lock_dir or os.environ.get("DIFFSENS_GPU_LOCKS") or default)
+    folder.mkdir(parents=True, exist_ok=True)
+    waiting = False
+    while True:
+        for index in range(count):
+            handle = open(folder / f"gpu{index}.lock", "w")  # held until the process ends
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            _CLAIMED[index] = handle
+            return index
+        if not waiting:
+            logging.getLogger(__name__).warning(
+                "all %d GPUs are held by other diffsens processes (%s); waiting", count, folder
+            )
+            waiting = True
+        time.sleep(poll_s)
 
 
 def describe_device(device) -> str:
@@ -56,7 +107,8 @@ def describe_device(device) -> str:
 
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def start_job(snakemake) -> None:
@@ -89,7 +141,33 @@ def start_job(snakemake) -> None:
         sys.modules["torch"].set_num_threads(int(threads))
     tune_allocator()
     inputs = [Path(path) for path in snakemake.input]
-    sys.excepthook = lambda kind, error, tb: _report(kind, error, tb, inputs)
+    log = logging.getLogger("diffsens.job")
+    wildcards = ", ".join(f"{key} {value}" for key, value in snakemake.wildcards.items())
+    log.info(
+        "rule %s%s, %s thread(s)", snakemake.rule, f" ({wildcards})" if wildcards else "", threads
+    )
+    failed = []
+    sys.excepthook = lambda kind, error, tb: failed.append(_report(kind, error, tb, inputs))
+    atexit.register(lambda: failed or _log_outputs(log, [Path(p) for p in snakemake.output]))
+
+
+def _log_outputs(log: logging.Logger, outputs: list[Path]) -> None:
+    """The log's last lines: what the job wrote (a folder counts its files)."""
+    for path in outputs:
+        if path.is_dir():
+            files = [f for f in path.rglob("*") if f.is_file()]
+            size = sum(f.stat().st_size for f in files)
+            log.info("wrote %s (%d files, %s)", path, len(files), _size(size))
+        elif path.exists():
+            log.info("wrote %s (%s)", path, _size(path.stat().st_size))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 def _report(kind, error, tb, inputs: list[Path]) -> None:

@@ -77,6 +77,7 @@ def train(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     run = _Run(model_spec, data, cfg, seed, Path(out_dir))
+    run.announce()
     if not run.restore():
         run = _Run(model_spec, data, cfg, seed, Path(out_dir))  # nothing of a discarded state
         run.begin()
@@ -151,17 +152,15 @@ class _Run:
         self.test_y = _place(data.test_labels, self.device)
         self.fill = torch.tensor(data.fill, device=self.device)
         parameters = sum(p.numel() for p in self.model.parameters())
-        log.info(
-            "%s (%s parameters) on %s (%d train, %d test), %s, seed %d, into %s",
-            model_spec,
-            f"{parameters:,}",
-            data.name,
-            shape.n_train,
-            shape.n_test,
-            self.description["device"],
-            seed,
-            out,
+        self.summary = (
+            f"{model_spec} ({parameters:,} parameters) on {data.name} ({shape.n_train} train, "
+            f"{shape.n_test} test), {self.description['device']}, seed {seed}, into {out}"
         )
+
+    def announce(self) -> None:
+        """The log's first line: what is trained, on what, where, with which settings."""
+        log.info("training %s", self.summary)
+        log.info("settings: %s", ", ".join(f"{k} {v}" for k, v in self.cfg.items()))
 
     # -- restoring -----------------------------------------------------------------------------
     def restore(self) -> bool:

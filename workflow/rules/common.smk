@@ -52,6 +52,7 @@ CUBE = f"{RESULTS}/cubes/{{experiment}}/{{variant}}.nc"
 FILTER_ENERGY = f"{RESULTS}/spectra/{{experiment}}/{{variant}}.nc"
 FITS = f"{RESULTS}/fits/{{experiment}}"
 EXPERIMENT_FIGURES = (
+    "training",
     "layerwise",
     "temperatures",  # only for experiments measured at several temperatures
     "error_vs_sensitivity",
@@ -136,6 +137,31 @@ def upstream_of_cubes(wildcards):
 def upstream_of_depth_laws(wildcards):
     e = wildcards.experiment
     return fingerprint(made_by_cubes(e), fits_of(e))
+
+
+def experiment_histories(wildcards):
+    e = wildcards.experiment
+    return [
+        HISTORY.format(experiment=e, variant=v, seed=s)
+        for v in variants(e)
+        for s in CONFIG.seeds(e)
+    ]
+
+
+def training_figure_settings(wildcards):
+    e = wildcards.experiment
+    return {
+        **figure_settings(wildcards),
+        "variants": variants(e),
+        "seeds": CONFIG.seeds(e),
+    }
+
+
+def upstream_of_histories(wildcards):
+    e = wildcards.experiment
+    return fingerprint(
+        [made_by_train(e, v, s) for v in variants(e) for s in CONFIG.seeds(e)]
+    )
 
 
 def upstream_of_spectra_figure(wildcards):

@@ -1,4 +1,22 @@
 # One rule per figure; each output carries a report() caption for `snakemake --report`.
+rule plot_training:
+    input:
+        histories=experiment_histories,
+    output:
+        figures=figure_output("training", "training", "Training curves"),
+    log:
+        f"{RESULTS}/logs/plot/{{experiment}}/training.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/{{experiment}}/training.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=training_figure_settings,
+        upstream=upstream_of_histories,
+    script:
+        "../../scripts/plot_training.py"
+
+
 rule plot_layerwise:
     input:
         cubes=experiment_cubes,
