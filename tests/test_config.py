@@ -99,6 +99,7 @@ KEYWORDS = {
     "exclusiveMaximum",
     "pattern",
     "oneOf",
+    "anyOf",
     "allOf",
     "if",
     "then",

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -58,9 +60,33 @@ def test_hooks_are_removed():
     assert not model[0]._forward_hooks
 
 
-def test_list_layers_in_depth_order_without_shared_modules():
-    assert list_layers(net(), torch.randn(1, 1, 6, 6)) == ["0", "1", "2", "3", "4", "5", "6"]
-    assert list_layers(Shared(), torch.randn(1, 4)) == ["lin"]
+def test_list_layers_in_depth_order_without_shared_modules(caplog):
+    example = torch.randn(1, 1, 6, 6)
+    assert list_layers(net(), example, kinds=("all",)) == ["0", "1", "2", "3", "4", "5", "6"]
+    assert list_layers(net(), example) == ["1", "4"]  # the activations; no block but the net
+    assert list_layers(net(), example, kinds=("conv", "norm")) == ["0", "2", "3"]
+    with caplog.at_level(logging.WARNING, logger="diffsens.probes"):
+        assert list_layers(Shared(), torch.randn(1, 4), kinds=("all",)) == ["lin"]
+    assert "run more than once per pass: ['act']" in caplog.text  # said, not silently dropped
+    with pytest.raises(ValueError, match="kinds must be some of"):
+        list_layers(net(), example, kinds=("relu",))
+
+
+def test_default_probe_points_of_torchvision_resnet18_are_blocks_and_activations():
+    """59 modules run once in torchvision's resnet18; the default keeps the stem's ReLU and the
+    eight residual blocks (their ReLUs run twice, and each stage repeats its last block)."""
+    from torchvision.models import resnet18
+
+    model = resnet18(num_classes=10).eval()
+    example = torch.randn(1, 3, 32, 32)
+    everything = list_layers(model, example, kinds=("all",))
+    blocks = [f"layer{stage}.{block}" for stage in range(1, 5) for block in range(2)]
+    assert list_layers(model, example) == ["relu", *blocks]
+    assert "layer1" in everything and len(everything) > 40
+    assert "layer1" not in list_layers(model, example)  # it returns its last block's output
+    with Probe(model, ["relu", *blocks]) as probe, torch.no_grad():
+        recorded = probe(example)  # every default point runs once, so the probe accepts it
+    assert list(recorded) == ["relu", *blocks]
 
 
 def test_evaluating_restores_each_module():

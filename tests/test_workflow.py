@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -109,7 +110,7 @@ def test_every_log_says_what_the_job_does_and_what_it_wrote(tiny_run):
         assert "diffsens.job: rule " in lines[0], path
         assert "diffsens.job: wrote results/" in lines[-1], path
     train = (logs / "train" / "tiny" / "a" / "seed~0.log").read_text()
-    assert train.count("training {'name': 'simple_cnn'") == 1 and "parameters) on digits" in train
+    assert len(re.findall(r"training \{.*'name': 'simple_cnn'.*parameters\) on digits", train)) == 1
     epochs = TINY["experiments"]["tiny"]["training"]["epochs"]
     assert [f"epoch {k}/{epochs}: loss" in train for k in range(1, epochs + 1)] == [True] * epochs
     measured = (logs / "measure" / "tiny" / "a" / "seed~0.log").read_text()
@@ -238,13 +239,15 @@ def test_the_summary_quotes_the_cubes(tiny_run):
     summary = pd.read_csv(results / "summary.csv")
     assert len(summary) == 2 * 2 * 2  # variants x checkpoints x conditions
     row = summary.query("variant == 'b' and checkpoint == 'best' and condition == 'shuffled'")
+    original = summary.query("variant == 'b' and checkpoint == 'best' and condition == 'original'")
     with xr.open_dataset(results / "cubes" / "tiny" / "b.nc") as cube:
         near = cube.isel(temperature=int(np.argmin(abs(np.log(cube.delta.values)))))
         R = near.R.sel(checkpoint="best", condition="shuffled", layer="pool2")  # deepest hidden
         assert row.R_last.item() == pytest.approx(float(R.mean()))
-        assert row.test_error.item() == pytest.approx(
+        assert original.test_error.item() == pytest.approx(
             float(cube.test_error.sel(checkpoint="best").mean())
         )
+        assert np.isnan(row.test_error.item())  # the shuffled net is not evaluated
         assert row.delta.item() == pytest.approx(float(near.delta))
     assert row.last_layer.item() == "pool2"
     # two epochs leave the tiny nets far above the default ceiling (10%): flagged, init never
@@ -430,8 +433,13 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         for line in result.stdout.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     )
+
+    def variants(exp):  # named ones, and every combination of a grid
+        made = math.prod(len(values) for values in exp["grid"].values()) if "grid" in exp else 0
+        return len(exp.get("variants", {})) + made
+
     trainings = sum(
-        len(exp["variants"]) * len(exp.get("seeds", [0])) for exp in config["experiments"].values()
+        variants(exp) * len(exp.get("seeds", [0])) for exp in config["experiments"].values()
     )
     assert counts["train"] == counts["measure"] == trainings
     assert trainings >= 10 * 7 * 4 + 3 * 11  # CIFAR nets x noise levels x seeds, FC nets x seeds
@@ -523,9 +531,13 @@ def test_a_corrupted_file_names_the_command_that_rebuilds_it_and_the_command_wor
     workdir = copy_of(tiny_run, tmp_path)
     path = workdir / damaged
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    rule = "plot_layerwise" if "cubes" in damaged else "measure"
+    rule, reader = (
+        ("plot_layerwise", "results/figures/tiny/layerwise.png")
+        if "cubes" in damaged
+        else ("measure", "results/cubes/tiny/a.nc")
+    )
     profile = ("--workflow-profile", str(REPO / "profiles" / "default"))
-    result = snakemake(workdir, TINY, *profile, "--forcerun", rule, check=False)  # a reader fails
+    result = snakemake(workdir, TINY, *profile, reader, "--forcerun", rule, check=False)  # fails
     logs = "\n".join(p.read_text() for p in (workdir / "results" / "logs").rglob("*.log"))
     assert result.returncode != 0
     assert "truncated" in logs or "unreadable or corrupted" in logs, logs[-3000:]
@@ -540,7 +552,8 @@ def test_a_changed_dataset_retrains_on_the_new_data(tiny_run, tmp_path):
         workdir / "results/train/tiny/a/seed~0/checkpoints/last.pt", weights_only=True
     )
     config = edited(lambda c: c["datasets"]["digits"].update(n_test=200))
-    snakemake(workdir, config, "--workflow-profile", str(REPO / "profiles" / "default"))
+    profile = ("--workflow-profile", str(REPO / "profiles" / "default"))
+    snakemake(workdir, config, *profile, "results/cubes/tiny/a.nc")  # the path through a
     after = torch.load(
         workdir / "results/train/tiny/a/seed~0/checkpoints/last.pt", weights_only=True
     )

@@ -10,13 +10,15 @@ output and is refused.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["OUTPUT", "Probe", "evaluating", "list_layers"]
+__all__ = ["ACTIVATIONS", "KINDS", "OUTPUT", "Probe", "evaluating", "list_layers"]
 
+logger = logging.getLogger(__name__)
 OUTPUT = "output"
 """Name under which the model's own output is recorded."""
 
@@ -98,17 +100,82 @@ def _copy(name: str, features: torch.Tensor) -> torch.Tensor:
     return features.clone()
 
 
-def list_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
-    """Names of the modules that run exactly once on ``example``, in the order they finish.
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardtanh,
+    nn.Softplus,
+    nn.Tanh,
+    nn.Sigmoid,
+)
+"""The nonlinearities that count as probe points of kind ``"activation"``."""
+KINDS = ("activation", "block", "conv", "linear", "norm", "pool", "all")
+"""Kinds of probe point for :func:`list_layers`: nonlinearities (:data:`ACTIVATIONS`), blocks (a
+module with parts that is itself a step of an ``nn.Sequential``: a residual block, a stage; not a
+side branch such as a ResNet shortcut), convolutions, linear layers, normalisations, pooling
+layers, or every module."""
 
-    These are the layers :class:`Probe` accepts, in depth order (a block finishes after its parts).
+
+def _of_kinds(model: nn.Module, kinds: Sequence[str]) -> set[str]:
+    """The names of ``model``'s modules of any of ``kinds``."""
+    steps = {
+        f"{parent}.{child}" if parent else child
+        for parent, module in model.named_modules()
+        if isinstance(module, nn.Sequential)
+        for child, _ in module.named_children()
+    }
+    chosen = set()
+    for name, module in model.named_modules():
+        has_parts = next(module.children(), None) is not None
+        kind_of = {
+            "activation": isinstance(module, ACTIVATIONS),
+            "block": has_parts and name in steps,
+            "conv": isinstance(module, nn.modules.conv._ConvNd),
+            "linear": isinstance(module, nn.Linear),
+            "norm": isinstance(
+                module, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm
+            ),
+            "pool": "pooling" in type(module).__module__,
+            "all": True,
+        }
+        if name and any(kind_of[kind] for kind in kinds):
+            chosen.add(name)
+    return chosen
+
+
+def list_layers(
+    model: nn.Module, example: torch.Tensor, kinds: Sequence[str] = ("activation", "block")
+) -> list[str]:
+    """Probe points of ``model``: the modules of the given ``kinds`` (:data:`KINDS`) that run
+    exactly once on ``example``, in the order they finish (a block after its parts).
+
+    The default, activations and blocks, gives the representation after each nonlinearity and
+    after each residual or sequential block; a block whose output is the very tensor one of its
+    listed parts returns (a ``Sequential`` repeats its last child) is left out, so no point
+    repeats another. Modules that run more than once per pass (a ReLU shared by two layers)
+    cannot be probed: they are left out and named in a warning. ``kinds=("all",)`` lists every
+    module that runs once, repeats included.
     """
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be some of {list(KINDS)}, got {list(kinds)}")
+    wanted = _of_kinds(model, kinds)
     order: list[str] = []
     counts: dict[str, int] = {}
+    outputs: dict[str, object] = {}
 
     def hook_for(name: str):
         def hook(module, args, output):
             counts[name] = counts.get(name, 0) + 1
+            outputs[name] = output
             if counts[name] == 1 and isinstance(output, torch.Tensor):
                 order.append(name)
 
@@ -125,7 +192,20 @@ def list_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
     finally:
         for handle in handles:
             handle.remove()
-    return [name for name in order if counts[name] == 1]
+    shared = [name for name in order if name in wanted and counts[name] > 1]
+    if shared:
+        logger.warning(
+            "left out of the probe points, as they run more than once per pass: %s", shared
+        )
+    listed = [name for name in order if name in wanted and counts[name] == 1]
+    if "all" in kinds:
+        return listed
+    kept = []
+    for name in listed:
+        parts = [other for other in kept if other.startswith(f"{name}.")]
+        if not any(outputs[other] is outputs[name] for other in parts):
+            kept.append(name)
+    return kept
 
 
 @contextlib.contextmanager
