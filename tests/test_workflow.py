@@ -110,7 +110,9 @@ def test_every_log_says_what_the_job_does_and_what_it_wrote(tiny_run):
         assert "diffsens.job: rule " in lines[0], path
         assert "diffsens.job: wrote results/" in lines[-1], path
     train = (logs / "train" / "tiny" / "a" / "seed~0.log").read_text()
-    assert len(re.findall(r"training \{.*'name': 'simple_cnn'.*parameters\) on digits", train)) == 1
+    assert (
+        len(re.findall(r"training \{.*'name': 'simple_cnn'.*parameters\) on mnist5k", train)) == 1
+    )
     epochs = TINY["experiments"]["tiny"]["training"]["epochs"]
     assert [f"epoch {k}/{epochs}: loss" in train for k in range(1, epochs + 1)] == [True] * epochs
     measured = (logs / "measure" / "tiny" / "a" / "seed~0.log").read_text()
@@ -542,8 +544,8 @@ def test_a_corrupted_file_names_the_command_that_rebuilds_it_and_the_command_wor
     assert result.returncode != 0
     assert "truncated" in logs or "unreadable or corrupted" in logs, logs[-3000:]
     assert f"snakemake --forcerun {rebuilt_by}" in logs
-    snakemake(workdir, TINY, *profile, "--forcerun", rebuilt_by)  # following the advice repairs it
-    assert planned_jobs(workdir, TINY) == set()
+    snakemake(workdir, TINY, *profile, reader, "--forcerun", rebuilt_by)  # the advice repairs it
+    assert planned_jobs(workdir, TINY, reader) == set()
 
 
 def test_a_changed_dataset_retrains_on_the_new_data(tiny_run, tmp_path):

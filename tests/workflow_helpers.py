@@ -38,11 +38,11 @@ def snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True
     return result
 
 
-def planned_jobs(workdir: Path, config: dict) -> set[tuple]:
-    """The jobs a dry run would execute, as ``(rule, (("wildcard", "value"), ...))``, without `all`."""
-    result = snakemake(
-        workdir, config, "--dry-run", "--workflow-profile", str(REPO / "profiles" / "default")
-    )
+def planned_jobs(workdir: Path, config: dict, *targets: str) -> set[tuple]:
+    """The jobs a dry run (of ``targets``, else of everything) would execute, as
+    ``(rule, (("wildcard", "value"), ...))``, without `all`."""
+    profile = ("--workflow-profile", str(REPO / "profiles" / "default"))
+    result = snakemake(workdir, config, *targets, "--dry-run", *profile)
     jobs = set()
     for block in re.split(r"\n(?=rule \w+:)", result.stdout):
         match = re.match(r"rule (\w+):", block)
