@@ -422,6 +422,7 @@ def examples(
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("position")
         ax.set_ylabel("layer $k$")
+    fig.tight_layout()  # room for the axis labels between and below the panels
     return fig
 
 
@@ -531,13 +532,7 @@ def _legend(fig: Figure, handles) -> None:
 
 
 def save(fig: Figure, paths: Sequence[str | os.PathLike], dpi: int = 150) -> None:
-    """Write ``fig`` to every path, in the format its suffix names, each file atomically; the
-    page fits what is drawn, so no label is cut at its edge."""
+    """Write ``fig`` to every path, in the format its suffix names, each file atomically."""
     for path in paths:
         fmt = Path(path).suffix.lstrip(".")
-        write_atomically(
-            path,
-            lambda partial, f=fmt: fig.savefig(
-                partial, dpi=dpi, format=f, bbox_inches="tight", pad_inches=0.05
-            ),
-        )
+        write_atomically(path, lambda partial, f=fmt: fig.savefig(partial, dpi=dpi, format=f))
