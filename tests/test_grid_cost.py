@@ -1,10 +1,9 @@
 """The grid-cost tool of benchmarks/ counts a config's work by hand-checkable rules."""
 
 import importlib.util
-import math
 
 from diffsens.config import Config
-from tests.workflow_helpers import REPO
+from tests.workflow_helpers import REPO, variant_count
 
 spec = importlib.util.spec_from_file_location("grid_cost", REPO / "benchmarks" / "grid_cost.py")
 grid_cost = importlib.util.module_from_spec(spec)
@@ -44,9 +43,5 @@ def test_the_paper_grid_is_counted_without_its_data():
     raw = read_yaml(REPO / "config" / "paper.yaml")
     counts = grid_cost.grid_counts(Config(raw, against_data=False))
 
-    def variants(e):  # named ones, and every combination of a grid
-        made = math.prod(len(values) for values in e["grid"].values()) if "grid" in e else 0
-        return len(e.get("variants", {})) + made
-
-    expected = sum(len(e.get("seeds", [0])) * variants(e) for e in raw["experiments"].values())
+    expected = sum(len(e.get("seeds", [0])) * variant_count(e) for e in raw["experiments"].values())
     assert sum(row["trainings"] for row in counts.values()) == expected

@@ -2,7 +2,6 @@
 
 import copy
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from diffsens.models import list_models
 from diffsens.provenance import RunSettings
 from diffsens.settings import defaults, group
 from diffsens.train import resolve_config
-from tests.workflow_helpers import REPO, SNAKEMAKE, job, planned_jobs, snakemake
+from tests.workflow_helpers import REPO, SNAKEMAKE, job, planned_jobs, snakemake, variant_count
 
 TINY = {
     "datasets": {"digits": {"source": "mnist5k", "n_test": 100}},
@@ -436,12 +435,8 @@ def test_paper_config_builds_the_whole_dag(tmp_path):
         if len(line.split()) == 2 and line.split()[1].isdigit()
     )
 
-    def variants(exp):  # named ones, and every combination of a grid
-        made = math.prod(len(values) for values in exp["grid"].values()) if "grid" in exp else 0
-        return len(exp.get("variants", {})) + made
-
     trainings = sum(
-        variants(exp) * len(exp.get("seeds", [0])) for exp in config["experiments"].values()
+        variant_count(exp) * len(exp.get("seeds", [0])) for exp in config["experiments"].values()
     )
     assert counts["train"] == counts["measure"] == trainings
     assert trainings >= 10 * 7 * 4 + 3 * 11  # CIFAR nets x noise levels x seeds, FC nets x seeds

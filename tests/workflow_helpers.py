@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -61,3 +62,14 @@ def planned_jobs(workdir: Path, config: dict, *targets: str) -> set[tuple]:
 def job(rule: str, **wildcards) -> tuple:
     """A job as :func:`planned_jobs` reports it."""
     return rule, tuple(sorted((key, str(value)) for key, value in wildcards.items()))
+
+
+def variant_count(experiment: dict) -> int:
+    """Variants of a raw experiment entry, counted by hand: the named ones, and every combination
+    of its grid."""
+    made = (
+        math.prod(len(values) for values in experiment["grid"].values())
+        if "grid" in experiment
+        else 0
+    )
+    return len(experiment.get("variants", {})) + made
