@@ -149,3 +149,96 @@ def test_check_config(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("datasets: {a: {source: mnist5k}}\nexperiments: {}\n")
     with pytest.raises(SystemExit, match=r"experiments: \{\} should be non-empty"):
         main(["check-config", str(tmp_path / "bad.yaml")])
+
+
+def test_a_plain_state_dict_is_measured_with_its_model_spec(trained, tmp_path):
+    import torch
+
+    from diffsens.data import PreparedData
+    from diffsens.models import build_spec
+
+    data = PreparedData.load(trained / "digits.pt")
+    spec = {"name": "simple_cnn", "depth": 2, "width": 8}
+    torch.manual_seed(0)
+    net = build_spec(spec, in_channels=1, num_classes=10, input_size=28).eval()
+    torch.save(net.state_dict(), tmp_path / "weights.pt")
+    out = tmp_path / "plain.nc"
+    arguments = ["--data", str(trained / "digits.pt"), "--out", str(out), "--probes", "8"]
+    main(
+        [
+            "measure",
+            f"mine={tmp_path / 'weights.pt'}",
+            "--model",
+            "{name: simple_cnn, depth: 2, width: 8}",
+            *arguments,
+            "--temperatures",
+            "1",
+            "--seed",
+            "3",
+        ]
+    )
+    with torch.no_grad():
+        wrong = (net(data.test_images).argmax(1) != data.test_labels).float().mean().item()
+    with xr.open_dataset(out) as cube:
+        assert list(cube.layer.values) == list(net.probe_points)
+        assert cube.test_error.item() == pytest.approx(
+            wrong
+        )  # measured on the probe set's test set
+        assert cube.epoch.item() == -1 and cube.seed.item() == 3
+        assert json.loads(cube.attrs["model"]) == spec
+        assert json.loads(cube.attrs["training_dataset"])["name"] == "unknown"
+    with pytest.raises(SystemExit, match=r"is a plain state_dict: it does not say which network"):
+        main(["measure", str(tmp_path / "weights.pt"), *arguments])
+    with pytest.raises(
+        SystemExit,
+        match=r"does not hold the weights of model \{'depth': 3, .*Missing key\(s\) in state_dict: \"conv3",
+    ):
+        main(
+            [
+                "measure",
+                str(tmp_path / "weights.pt"),
+                "--model",
+                "{name: simple_cnn, depth: 3, width: 8}",
+                *arguments,
+            ]
+        )
+    with pytest.raises(
+        SystemExit, match=r"'torchvision:resnet18' cannot take inputs of shape \(1, 1, 28, 28\)"
+    ):
+        main(
+            ["measure", str(tmp_path / "weights.pt"), "--model", "torchvision:resnet18", *arguments]
+        )
+    with pytest.raises(SystemExit, match=r"holds model .*simple_cnn.*, not \{'name': 'fc2'\}"):
+        main(["measure", str(trained / "run/checkpoints/init.pt"), "--model", "fc2", *arguments])
+
+
+def test_a_torchvision_model_is_trained_and_measured_on_your_own_images(trained, tmp_path):
+    from diffsens.cubes import measure_run
+    from tests.image_folder_fixture import write_image_folder
+
+    data = prepare("image_folder", root=str(write_image_folder(tmp_path / "images")), crop=16)
+    data.save(tmp_path / "own.pt")
+    spec = {"name": "torchvision:resnet18"}
+    train(spec, data, {"epochs": 1, "batch_size": 4, "device": "cpu"}, tmp_path / "run")
+    run = measure_run(
+        {"last": tmp_path / "run/checkpoints/last.pt"},
+        data,
+        {"probes": 4, "temperatures": 1, "device": "cpu"},
+    )
+    assert run.layer.values[0] == "relu" and run.layer.values[-1] == "output"
+    assert np.isfinite(run.R.values).all()
+    digits = str(trained / "run/checkpoints/init.pt")  # trained on 1 x 28 x 28 digits
+    with pytest.raises(SystemExit, match=r"cannot take the probes, of shape \(3, 16, 16\)"):
+        main(
+            [
+                "measure",
+                digits,
+                "--data",
+                str(tmp_path / "own.pt"),
+                "--other-data",
+                "--probes",
+                "4",
+                "--out",
+                str(tmp_path / "x.nc"),
+            ]
+        )

@@ -7,6 +7,7 @@ import yaml
 
 from diffsens.config import Config, read_yaml, typed
 from diffsens.settings import SettingsError
+from tests.image_folder_fixture import write_image_folder
 from tests.test_workflow import TINY
 
 
@@ -153,3 +154,68 @@ def test_a_grid_spells_out_its_variants_by_name():
     raw["experiments"]["e"]["grid"] = {"training.epochs": [0]}
     with pytest.raises(SettingsError, match=r"variants\.epochs0\.training\.epochs: 0 is less"):
         Config(raw, against_data=False)
+
+
+def test_outside_models_are_checked_against_their_data_and_named_in_grids(tmp_path):
+    write_image_folder(tmp_path / "images")
+    raw = {
+        "datasets": {
+            "own": {"source": "image_folder", "root": str(tmp_path / "images")},
+            "digits": {"source": "mnist5k"},
+        },
+        "experiments": {
+            "e": {
+                "dataset": "own",
+                "measure": {"probes": 4},
+                "grid": {"model.name": ["torchvision:resnet18", "vgg11"]},
+            },
+            "f": {
+                "dataset": "digits",
+                "variants": {"tv": {"model": {"name": "torchvision:resnet18", "widht": 2}}},
+            },
+        },
+    }
+    with pytest.raises(SettingsError) as caught:
+        Config(raw)
+    assert caught.value.problems == [
+        "experiments.f.variants.tv.model.widht: model 'torchvision:resnet18' with options "
+        "{'widht': 2}: ResNet.__init__() got an unexpected keyword argument 'widht'"
+    ]
+    raw["experiments"]["f"]["variants"]["tv"]["model"] = {"name": "torchvision:resnet18"}
+    with pytest.raises(SettingsError, match=r"cannot take inputs of shape \(1, 1, 28, 28\)"):
+        Config(raw)
+    del raw["experiments"]["f"]
+    config = Config(raw)
+    assert config.variants("e") == ["resnet18", "vgg11"]
+    assert config.variant("e", "resnet18")["model"] == {"name": "torchvision:resnet18"}
+    raw["experiments"]["e"]["grid"]["model.name"] = ["torchvision:x"]
+    with pytest.raises(SettingsError, match="torchvision has no classification model 'x'"):
+        Config(raw)
+
+
+def test_the_identity_of_your_own_images_follows_their_files(tmp_path):
+    root = write_image_folder(tmp_path)
+    raw = {
+        "datasets": {
+            "own": {"source": "image_folder", "root": str(root)},
+            "d": {"source": "mnist5k"},
+        },
+        "experiments": {"e": {"dataset": "own", "model": {"name": "fc2"}, "variants": {"a": {}}}},
+    }
+
+    def identity():
+        return Config(raw, against_data=False).data_identity("own")
+
+    before = identity()
+    assert before == {**Config(raw, against_data=False).datasets["own"], "files": before["files"]}
+    assert identity() == before  # the same files
+    (root / "train" / "cat" / "9.png").write_bytes((root / "train" / "cat" / "0.png").read_bytes())
+    added = identity()
+    assert added != before
+    (root / "train" / "cat" / "0.png").write_bytes(b"replaced")
+    assert identity() != added
+    assert Config(raw, against_data=False).data_identity("d") == {
+        "source": "mnist5k",
+        "n_test": 1000,
+        "seed": 0,
+    }

@@ -20,6 +20,7 @@ from diffsens.data.transforms import NORMALISATION, normalise
 from diffsens.io import CorruptedFile
 from diffsens.settings import SettingsError
 from tests.cifar_fixture import write_cifar_fixture
+from tests.image_folder_fixture import COLOURS, write_image_folder
 
 
 def two_pixels_2d(images):
@@ -252,7 +253,7 @@ def test_crop_flip_is_the_cifar_tutorial_augmentation():
     mean, std = NORMALISATION["cifar10"]
     fill = (torch.zeros(3) - torch.tensor(mean)) / torch.tensor(std)
     ours = random_crop_flip(
-        normalise(raw, "cifar10"), padding, fill, torch.Generator().manual_seed(1)
+        normalise(raw, *NORMALISATION["cifar10"]), padding, fill, torch.Generator().manual_seed(1)
     )
     counts = torch.zeros(2, 2 * padding + 1, 2 * padding + 1)
     for image, out in zip(raw, ours, strict=True):
@@ -280,3 +281,90 @@ def test_probe_set_is_seeded_subset():
     assert all(any(torch.equal(a, b) for b in data.test_images) for a in x)
     with pytest.raises(ValueError, match=r"1\.\.64"):
         probe_set(data, 65)
+
+
+def test_an_image_folder_is_resized_cropped_labelled_and_normalised(tmp_path):
+    root = write_image_folder(tmp_path, n_train=4, n_test=2, size=(40, 50))
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    data = prepare("image_folder", root=str(root), resize=30, crop=24, mean=mean, std=std)
+    assert data.train_images.shape == (8, 3, 24, 24) and data.test_images.shape == (4, 3, 24, 24)
+    assert data.num_classes == 2 and data.train_labels.tolist() == [0] * 4 + [1] * 4
+    for images, labels in (
+        (data.train_images, data.train_labels),
+        (data.test_images, data.test_labels),
+    ):
+        for label, colour in enumerate(COLOURS.values()):  # classes in sorted order: cat, dog
+            pixels = images[labels == label].mean((0, 2, 3)) * torch.tensor(std) + torch.tensor(
+                mean
+            )
+            torch.testing.assert_close(
+                pixels * 255, torch.tensor(colour, dtype=torch.float), atol=3, rtol=0
+            )
+    assert data.fill == pytest.approx(tuple(-m / s for m, s in zip(mean, std, strict=True)))
+    assert data_shape("image_folder", root=str(root), resize=30, crop=24) == data.shape
+
+
+def test_an_image_folder_measures_its_own_statistics_and_converts_to_grey(tmp_path):
+    root = write_image_folder(tmp_path)
+    data = prepare("image_folder", root=str(root))
+    assert data.train_images.shape[1:] == (3, 32, 32)  # the default crop, from a 40 x 50 image
+    torch.testing.assert_close(data.train_images.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(data.train_images.std((0, 2, 3)), torch.ones(3), atol=1e-2, rtol=0)
+    grey = prepare("image_folder", root=str(root), channels=1, mean=[0], std=[1])
+    cat = COLOURS["cat"]  # PIL's luma: L = (299 R + 587 G + 114 B) / 1000
+    expected = (299 * cat[0] + 587 * cat[1] + 114 * cat[2]) / 1000 / 255
+    assert grey.train_images.shape[1] == 1
+    assert grey.train_images[grey.train_labels == 0].mean().item() == pytest.approx(
+        expected, abs=2 / 255
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda root: shutil.rmtree(root / "test"),
+            r"image folder '.*test' does not exist: put one",
+        ),
+        (
+            lambda root: (
+                (root / "test" / "bird").mkdir()
+                or (root / "test" / "bird" / "0.png").write_bytes(
+                    (root / "test" / "cat" / "0.png").read_bytes()
+                )
+            ),
+            r"has classes \['bird'\] that .*train' lacks",
+        ),
+        (
+            lambda root: (
+                shutil.rmtree(root / "train" / "dog") or shutil.rmtree(root / "test" / "dog")
+            ),
+            "has 1 class: need 2 or more",
+        ),
+        (
+            lambda root: [p.unlink() for p in (root / "train" / "dog").iterdir()],
+            "Found no valid file for the classes dog",
+        ),
+    ],
+)
+def test_a_bad_image_folder_is_named_before_any_work(tmp_path, damage, message):
+    root = write_image_folder(tmp_path)
+    damage(root)
+    with pytest.raises((DatasetUnavailable, ValueError), match=message):
+        data_shape("image_folder", root=str(root))
+
+
+def test_an_unreadable_image_is_named(tmp_path):
+    root = write_image_folder(tmp_path)
+    (root / "train" / "cat" / "0.png").write_bytes(b"not an image")
+    data_shape("image_folder", root=str(root))  # the listing alone cannot tell
+    with pytest.raises(DatasetUnavailable, match=r"cannot identify image file .*cat/0\.png"):
+        prepare("image_folder", root=str(root))
+
+
+def test_image_folder_statistics_must_match_the_channels(tmp_path):
+    root = write_image_folder(tmp_path)
+    with pytest.raises(ValueError, match=r"mean has 3 values, not one per channel \(1\)"):
+        data_shape("image_folder", root=str(root), channels=1, mean=[0.5] * 3, std=[0.2])
+    with pytest.raises(ValueError, match="give both mean and std"):
+        data_shape("image_folder", root=str(root), mean=[0.5] * 3)

@@ -366,3 +366,88 @@ def test_measure_runs_on_the_constant_filter_net_with_one_hot_inputs():
     ds = measure(model, images, deformation="pixel_move", layers=model.probe_points)
     assert list(ds.layer.values) == ["relu1", "relu2", "relu3", "relu4"]
     assert np.isfinite(ds.R.values).all()
+
+
+def two_layer_net(*, in_channels, num_classes):
+    """A user's own builder, named by its import path: it takes the shape arguments it names."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.GELU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, num_classes),
+    )
+
+
+def probed_net(*, depth: int = 2):
+    """A user's builder that chooses its own probe points."""
+    net = nn.Sequential(*[nn.Tanh() for _ in range(depth)], nn.Flatten(), nn.LazyLinear(3))
+    net.probe_points = {"0": 1}
+    return net
+
+
+def not_a_module():
+    return "a string"
+
+
+def test_a_torchvision_model_is_built_with_its_options_and_probed_at_its_blocks():
+    model = build(
+        "torchvision:resnet18", in_channels=3, num_classes=7, input_size=32, zero_init_residual=True
+    )
+    assert model.fc.out_features == 7
+    assert all(
+        not block.bn2.weight.any() for layer in (model.layer1, model.layer4) for block in layer
+    )
+    blocks = [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert list(model.probe_points) == ["relu", *blocks, OUTPUT]  # a block's ReLU runs twice
+    assert list(model.probe_points.values()) == list(range(1, 11))
+    assert model(inputs(3, 32)).shape == (BATCH, 7)
+
+
+def test_an_import_path_builder_gets_the_shape_arguments_it_names():
+    model = build(f"{__name__}:two_layer_net", in_channels=2, num_classes=5, input_size=16)
+    assert model[0].in_channels == 2 and model[-1].out_features == 5
+    assert model.probe_points == {"1": 1, "3": 2, OUTPUT: 3}
+    own = build(f"{__name__}:probed_net", in_channels=1, num_classes=3, input_size=8, depth=3)
+    assert own.probe_points == {"0": 1} and len(own) == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "error", "match"),
+    [
+        (
+            "torchvision:resnet1",
+            {},
+            ValueError,
+            r"torchvision has no classification model 'resnet1'; it has alexnet",
+        ),
+        (
+            "torchvision:resnet18",
+            {"widht": 2},
+            TypeError,
+            r"model 'torchvision:resnet18' with options \{'widht': 2\}: .*unexpected keyword",
+        ),
+        ("no_such_package.nets:net", {}, ValueError, r"cannot import 'no_such_package.nets'"),
+        (f"{__name__}:missing", {}, ValueError, r"has no function 'missing'"),
+        (f"{__name__}:not_a_module", {}, TypeError, r"returned a str, not an nn.Module"),
+    ],
+)
+def test_bad_outside_models_are_named(name, options, error, match):
+    with pytest.raises(error, match=match):
+        build(name, in_channels=3, num_classes=10, input_size=32, **options)
+
+
+def test_an_outside_model_that_cannot_take_the_data_is_refused_by_its_check():
+    from diffsens.models import check_spec
+
+    check_spec(
+        {"name": "torchvision:resnet18"}, dims=2, in_channels=3, num_classes=10, input_size=32
+    )
+    with pytest.raises(
+        ValueError, match=r"'torchvision:resnet18' cannot take inputs of shape \(1, 1, 28, 28\)"
+    ):
+        check_spec(
+            {"name": "torchvision:resnet18"}, dims=2, in_channels=1, num_classes=10, input_size=28
+        )

@@ -350,3 +350,46 @@ def test_weight_decay_can_spare_biases_and_norms():
     assert all(p.ndim == 1 for p in exempt["params"]) and exempt["weight_decay"] == 0.0
     (everything,) = _optimizer(model, resolve_config({})).param_groups
     assert len(everything["params"]) == len(list(model.parameters()))
+
+
+PROGRESS_JOB = """
+import sys
+from diffsens.data import prepare
+from diffsens.train import train
+data = prepare("scale_detection_2d", size=12, xi=6, n_train=64, n_test=16)
+spec = {"name": "simple_cnn", "depth": 2, "width": 4}
+train(spec, data, {"loss": "hinge", "epochs": 2, "batch_size": 8}, sys.argv[1])
+"""
+
+
+def test_a_progress_bar_shows_on_a_terminal_and_stays_out_of_logs(tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    script = tmp_path / "job.py"
+    script.write_text(PROGRESS_JOB)
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "tty")], stderr=terminal, stdout=terminal
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal closed: the job ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait() == 0
+    shown = shown.decode()
+    assert "epoch 1/2:   0%|" in shown and "epoch 2/2:" in shown and "0/8 [" in shown  # batches
+    logged = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "log")], capture_output=True, text=True
+    )
+    assert logged.returncode == 0 and "epoch 1/2:" not in logged.stderr + logged.stdout

@@ -1,6 +1,6 @@
 """The ``diffsens`` command: the library's measurements outside the workflow.
 
-diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [options]
+diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [--model SPEC] [options]
 diffsens show CUBE.nc
 diffsens check-config CONFIG.yaml
 
@@ -57,6 +57,21 @@ def _add_setting(parser: argparse.ArgumentParser, key: str, spec: dict) -> None:
     )
 
 
+def _model_spec(text: str) -> dict:
+    """``NAME`` or a YAML mapping ``{name: NAME, option: value, ...}``."""
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError:
+        spec = None
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a model name or a YAML mapping with a name ({{name: vgg11_bn}})"
+        )
+    return spec
+
+
 def _one_of(values, spec: dict):
     """Values of a scalar-or-list option, read as YAML: one value of a scalar branch's type
     (one integer: a count of temperatures) stands alone, anything else is a list."""
@@ -88,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
         "source name prepared with its default settings",
     )
     m.add_argument("--out", required=True, type=Path, help="the cube to write (.nc)")
+    m.add_argument(
+        "--model",
+        type=_model_spec,
+        default=None,
+        metavar="SPEC",
+        help="the network of checkpoints that are plain state dicts: a model name "
+        "(vgg11_bn, torchvision:resnet18, package.module:function) or a YAML mapping with its "
+        "options ('{name: vgg11_bn, width: 16}'); diffsens checkpoints name their own",
+    )
     m.add_argument(
         "--seed",
         type=int,
@@ -143,7 +167,12 @@ def _measure(args) -> None:
         raise ValueError(f"--out {args.out} is one of the inputs; choose another file")
     data = _load_data(args.data)
     run = measure_run(
-        dict(args.checkpoints), data, values, seed=args.seed, other_data=args.other_data
+        dict(args.checkpoints),
+        data,
+        values,
+        seed=args.seed,
+        other_data=args.other_data,
+        model=args.model,
     )
     path = write_netcdf(collect({run.attrs["training_seed"]: run}), args.out)
     print(f"wrote {path}")

@@ -11,6 +11,7 @@ of them are reported at once.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -95,7 +96,8 @@ def with_grid_variants(raw: dict) -> dict:
             for key, value in zip(grid, values, strict=True):
                 section, option = key.split(".")
                 overrides.setdefault(section, {})[option] = value
-                parts.append(str(value) if key == "model.name" else f"{option}{value}")
+                model = key == "model.name"  # a function's name alone (torchvision:resnet18)
+                parts.append(str(value).rpartition(":")[2] if model else f"{option}{value}")
             name = "_".join(parts)
             if name in variants:  # a variant of the same name, or values that print alike
                 problems.append(f"experiments.{experiment}.grid: variant {name!r} is named twice")
@@ -105,6 +107,19 @@ def with_grid_variants(raw: dict) -> dict:
     if problems:
         raise SettingsError(problems)
     return raw
+
+
+def listing_digest(folders) -> str:
+    """A digest of the path, size and modification time of every file under ``folders``: it
+    changes when a file is added, removed or replaced, without reading any."""
+    entries = []
+    for top in folders:
+        for folder, subfolders, names in os.walk(top):
+            subfolders.sort()
+            for name in sorted(names):
+                stat = os.stat(os.path.join(folder, name))
+                entries.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
 class Config:
@@ -139,6 +154,7 @@ class Config:
             for name, entry in self.raw["datasets"].items()
         }
         self.shapes = {}
+        self._listings: dict[str, str] = {}
         for name, settings in self.datasets.items() if against_data else ():
             problems += self._shape(name, settings)
         self._variants = {}
@@ -157,6 +173,17 @@ class Config:
         problems += self._locate(located)
         if problems:
             raise SettingsError(problems)
+
+    def data_identity(self, name: str) -> dict:
+        """What results made from dataset ``name`` depend on: its settings and, for your own
+        images (which can change under the same settings), a digest of their files."""
+        settings = self.datasets[name]
+        if settings["source"] != "image_folder":
+            return settings
+        if name not in self._listings:
+            splits = [os.path.join(settings["root"], settings[s]) for s in ("train", "test")]
+            self._listings[name] = listing_digest(splits)
+        return {**settings, "files": self._listings[name]}
 
     def dataset_of(self, experiment: str) -> str:
         return self.raw["experiments"][experiment]["dataset"]
@@ -253,7 +280,7 @@ class Config:
     def _check_models(self) -> list[tuple[str, str, str, str]]:
         """Every model option exists, and every distinct (model, data) pair builds and runs
         (each pair checked once)."""
-        from diffsens.models import check_spec, model_options
+        from diffsens.models import check_spec, is_external, model_options
 
         checked: dict[str, str] = {}
         problems = []
@@ -262,8 +289,9 @@ class Config:
             shape = self.shapes.get(self.dataset_of(experiment))
             if "name" not in spec:
                 continue
-            options = model_options(spec["name"])
-            unknown = [key for key in spec if key != "name" and key not in options]
+            external = is_external(spec["name"])  # its options are checked by building it
+            options = {} if external else model_options(spec["name"])
+            unknown = [key for key in spec if key not in ("name", *options) and not external]
             for key in unknown:
                 where = self._where(experiment, variant, "model", key)
                 problem = f"model {spec['name']!r} has no option {key!r}; its options are "

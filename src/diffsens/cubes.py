@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
 from diffsens.data import PreparedData, probe_set
@@ -30,10 +31,10 @@ from diffsens.diffeo import log_spaced_temperatures, temperature_for_displacemen
 from diffsens.io import write_netcdf
 from diffsens.pooling import shuffle_channels
 from diffsens.provenance import RunSettings, software
-from diffsens.runtime import describe_device, pick_device
+from diffsens.runtime import describe_device, pick_device, terminal_progress
 from diffsens.sensitivity import measure
 from diffsens.settings import SettingsError, measure_conflicts, resolve
-from diffsens.train import load_checkpoint
+from diffsens.train import evaluate, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def measure_run(
     *,
     seed: int | None = None,
     other_data: bool = False,
+    model: Mapping | None = None,
 ) -> xr.Dataset:
     """Sensitivities of one training run: ``checkpoint x condition x layer x temperature``.
 
@@ -71,7 +73,10 @@ def measure_run(
     input channels permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the
     deformations, the noise and the shuffle (default: the checkpoints' training seed, as the
     workflow does; the run records both as ``seed`` and ``training_seed``). Probing data other
-    than the checkpoints' training data is refused unless ``other_data``.
+    than the checkpoints' training data is refused unless ``other_data``, and so are probes the
+    network cannot take. Checkpoints that are plain state dicts are rebuilt from ``model`` (a
+    model spec) for the shape of ``data``; their test error is measured on ``data``'s test set,
+    their epoch is -1 (unknown), and their training seed is taken to be ``seed`` (default 0).
     """
     given = {key: value for key, value in (settings or {}).items() if key != "checkpoints"}
     cfg = {**resolve("measure", given), "checkpoints": list(checkpoints)}  # any names here
@@ -95,9 +100,22 @@ def measure_run(
         temperatures = log_spaced_temperatures(n, cfg["cut"], temperatures)
     options = {key: value for key, value in cfg.items() if key not in _SAMPLING}
     dataset = data.describe()
-    loaded = {name: load_checkpoint(path, device) for name, path in checkpoints.items()}
+    shape = data.shape
+    data_shape = {
+        "in_channels": shape.in_channels,
+        "num_classes": shape.num_classes,
+        "input_size": shape.input_size,
+    }
+    loaded = {
+        name: load_checkpoint(path, device, model=model, data_shape=data_shape)
+        for name, path in checkpoints.items()
+    }
     training_seed, run_settings = _one_run(checkpoints, loaded)
-    _check_data(run_settings.dataset, dataset, next(iter(checkpoints.values())), other_data)
+    first = next(iter(checkpoints.values()))
+    _check_data(run_settings.dataset, dataset, first, other_data)
+    _check_fit(next(iter(loaded.values()))[0], images[:1].to(device), first)
+    if training_seed is None:  # a plain state dict
+        training_seed = 0 if seed is None else seed
     seed = training_seed if seed is None else seed
     log.info(
         "measuring %s of %s (training seed %d) on %d probes of %s, %s, %s, seed %d, on %s",
@@ -114,9 +132,11 @@ def measure_run(
         describe_device(device),
     )
     by_checkpoint = []
+    bar = terminal_progress(None, "measuring", total=len(loaded) * len(cfg["conditions"]))
     for name, (model, _) in loaded.items():
         by_condition = []
         for condition in cfg["conditions"]:
+            bar.set_postfix_str(f"{name}, {condition}")
             start = time.perf_counter()
             net = model if condition == "original" else shuffle_channels(model, seed=seed)
             result = measure(
@@ -139,14 +159,24 @@ def measure_run(
                 R[-1],
             )
             by_condition.append(result)
+            bar.update()
         by_checkpoint.append(xr.concat(by_condition, pd.Index(cfg["conditions"], name="condition")))
+    bar.close()
     run = xr.concat(
         by_checkpoint, pd.Index(list(checkpoints), name="checkpoint"), combine_attrs="override"
     )
-    test_errors = [checkpoint["test_error"] for _, checkpoint in loaded.values()]
+    test_errors = [
+        _test_error(net, data, device)
+        if checkpoint["test_error"] is None
+        else checkpoint["test_error"]
+        for net, checkpoint in loaded.values()
+    ]
     run["test_error"] = ("checkpoint", np.asarray(test_errors, dtype=np.float64))
     run.test_error.attrs = {"long_name": "test error of the checkpoint", "units": "1"}
-    epochs = [checkpoint["epoch"] for _, checkpoint in loaded.values()]
+    epochs = [
+        -1 if checkpoint["epoch"] is None else checkpoint["epoch"]
+        for _, checkpoint in loaded.values()
+    ]
     run["epoch"] = ("checkpoint", np.asarray(epochs, dtype=np.int64))
     run.epoch.attrs = {"long_name": "training epoch of the checkpoint", "units": "1"}
     run.checkpoint.attrs = {
@@ -189,7 +219,8 @@ def _one_run(checkpoints: Mapping, loaded: Mapping) -> tuple[int, RunSettings]:
 
 
 def _check_data(trained_on: dict, probed: dict, path, other_data: bool) -> None:
-    if trained_on["fingerprint"] == probed["fingerprint"] or other_data:
+    """Probes come from the checkpoint's own data (unknown for a plain state dict)."""
+    if trained_on["fingerprint"] in ("", probed["fingerprint"]) or other_data:
         return
     raise ValueError(
         f"checkpoint {os.fspath(path)!r} was trained on {trained_on['name']} "
@@ -197,6 +228,26 @@ def _check_data(trained_on: dict, probed: dict, path, other_data: bool) -> None:
         f"{probed['settings']}); probe its own data, or allow other data explicitly "
         "(other_data=True; diffsens measure --other-data)"
     )
+
+
+def _check_fit(model, probe, path) -> None:
+    """The network takes the probes: right channels, a size it can handle."""
+    try:
+        with torch.inference_mode():
+            model(probe)
+    except Exception as error:
+        raise ValueError(
+            f"the network of checkpoint {os.fspath(path)!r} cannot take the probes, of shape "
+            f"{tuple(probe.shape[1:])} ({type(error).__name__}: {error}); give data of the shape "
+            "it was made for"
+        ) from None
+
+
+def _test_error(model, data: PreparedData, device) -> float:
+    """Test error of a checkpoint that does not record its own, on ``data``'s test set."""
+    loss = "hinge" if data.num_classes == 1 else "cross_entropy"
+    cfg = resolve("training", {"loss": loss})
+    return evaluate(model, data.test_images, data.test_labels, cfg, device)
 
 
 def collect(

@@ -147,12 +147,12 @@ def save_torch(obj: dict, path: str | os.PathLike) -> Path:
     return write_atomically(path, lambda partial: torch.save(payload, partial))
 
 
-def load_torch(path: str | os.PathLike, what: str, *, checked: bool = True) -> dict:
+def load_torch(path: str | os.PathLike, what: str, *, state_dict: bool = False) -> dict:
     """Load a file of :func:`save_torch` (plain tensors and containers), checksum verified.
 
-    ``checked=False`` also accepts a file without a checksum (one written by other tools).
-    Errors name the file: missing (``FileNotFoundError``), unreadable or corrupted
-    (:class:`CorruptedFile`).
+    ``state_dict=True`` also accepts a file of tensors alone without a checksum: a plain
+    ``torch.save(model.state_dict(), path)``. Errors name the file: missing
+    (``FileNotFoundError``), unreadable or corrupted (:class:`CorruptedFile`).
     """
     import torch
 
@@ -169,9 +169,14 @@ def load_torch(path: str | os.PathLike, what: str, *, checked: bool = True) -> d
     if not isinstance(obj, dict):
         raise CorruptedFile(path, what, f"holds a {type(obj).__name__}, not a dict")
     saved = obj.pop(CHECKSUM, None)
-    if saved is None and checked:
-        raise CorruptedFile(path, what, "has no checksum (it was not written by diffsens)")
-    if saved is not None and saved != digest(obj):
+    if saved is None:
+        if state_dict and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        advice = "give a diffsens " + what
+        if state_dict:
+            advice += " or a plain state_dict (torch.save(model.state_dict(), path))"
+        raise CorruptedFile(path, what, "has no checksum (it was not written by diffsens)", advice)
+    if saved != digest(obj):
         raise CorruptedFile(path, what, "is corrupted: its contents do not match its checksum")
     return obj
 

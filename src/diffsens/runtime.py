@@ -18,7 +18,14 @@ import time
 import traceback
 from pathlib import Path
 
-__all__ = ["claim_gpu", "describe_device", "pick_device", "start_job", "tune_allocator"]
+__all__ = [
+    "claim_gpu",
+    "describe_device",
+    "pick_device",
+    "start_job",
+    "terminal_progress",
+    "tune_allocator",
+]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
@@ -149,6 +156,14 @@ def start_job(snakemake) -> None:
     failed = []
     sys.excepthook = lambda kind, error, tb: failed.append(_report(kind, error, tb, inputs))
     atexit.register(lambda: failed or _log_outputs(log, [Path(p) for p in snakemake.output]))
+
+
+def terminal_progress(iterable, what: str, **options):
+    """A progress bar on a terminal (tqdm, which shows rate and time left), nothing in a log
+    file: jobs' logs say what each step did in lines of their own."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=what, disable=None, leave=False, dynamic_ncols=True, **options)
 
 
 def _log_outputs(log: logging.Logger, outputs: list[Path]) -> None:

@@ -43,7 +43,7 @@ from diffsens.data import PreparedData, add_noise, random_crop_flip
 from diffsens.io import CorruptedFile, load_torch, save_torch, write_atomically, write_netcdf
 from diffsens.models import build_spec
 from diffsens.provenance import RunSettings, software
-from diffsens.runtime import describe_device, pick_device
+from diffsens.runtime import describe_device, pick_device, terminal_progress
 from diffsens.settings import SettingsError, canonical, resolve, training_conflicts
 
 __all__ = ["CHECKPOINT_FORMAT", "TrainingInterrupted", "load_checkpoint", "resolve_config", "train"]
@@ -87,9 +87,44 @@ def train(
     return run.history_dataset()
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the model stored in a checkpoint; returns ``(model, checkpoint_dict)``."""
-    checkpoint = load_torch(path, "checkpoint")
+def load_checkpoint(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    model: dict | None = None,
+    data_shape: dict | None = None,
+):
+    """Rebuild the model stored in a checkpoint; returns ``(model, checkpoint_dict)``.
+
+    A plain state dict (``torch.save(net.state_dict(), path)``) is rebuilt from ``model`` (a
+    model spec) for ``data_shape`` (``in_channels``, ``num_classes``, ``input_size``); its
+    description leaves what it cannot know empty: no training settings, seed, epoch, test error
+    or dataset fingerprint.
+    """
+    checkpoint = load_torch(path, "checkpoint", state_dict=True)
+    if "format" not in checkpoint:
+        if model is None or data_shape is None:
+            raise ValueError(
+                f"checkpoint {os.fspath(path)!r} is a plain state_dict: it does not say which "
+                "network it holds; give its model spec (diffsens measure --model NAME)"
+            )
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "model": canonical(model),
+            "data_shape": dict(data_shape),
+            "dataset": {"name": "unknown", "settings": {}, "fingerprint": ""},
+            "training": {},
+            "seed": None,
+            "epoch": None,
+            "test_error": None,
+            "device": "unknown",
+            "state_dict": checkpoint,
+        }
+    elif model is not None and canonical(model) != checkpoint.get("model"):
+        raise ValueError(
+            f"checkpoint {os.fspath(path)!r} holds model {checkpoint.get('model')}, not {model}; "
+            "a model spec is needed for plain state dicts only"
+        )
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CorruptedFile(
             path,
@@ -97,7 +132,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             f"has format {checkpoint.get('format')!r}, not {CHECKPOINT_FORMAT} (docs/formats.md)",
         )
     model = build_spec(checkpoint["model"], **checkpoint["data_shape"])
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:  # another network's weights
+        raise ValueError(
+            f"checkpoint {os.fspath(path)!r} does not hold the weights of model "
+            f"{checkpoint['model']} ({' '.join(str(error).split())[:500]})"
+        ) from None
     return model.to(device).eval(), checkpoint
 
 
@@ -266,7 +307,13 @@ class _Run:
             else nullcontext()
         )
         self.model.train()
-        for b in range(self.position["batch"], len(batches)):
+        bar = terminal_progress(
+            range(self.position["batch"], len(batches)),
+            f"epoch {self.epoch}/{cfg['epochs']}",
+            initial=self.position["batch"],
+            total=len(batches),
+        )
+        for b in bar:
             index = batches[b].to(self.train_x.device)
             x = self.train_x[index].to(device, non_blocking=True)
             y = self.train_y[index].to(device, non_blocking=True)

@@ -87,7 +87,7 @@ def fingerprint(*settings):
 
 def made_by_train(experiment, variant, seed):
     settings = CONFIG.variant(experiment, variant)
-    dataset = CONFIG.datasets[CONFIG.dataset_of(experiment)]
+    dataset = CONFIG.data_identity(CONFIG.dataset_of(experiment))
     return [dataset, settings["model"], settings["training"], int(seed)]
 
 
@@ -113,7 +113,7 @@ def made_by_cubes(experiment):
 
 
 def upstream_of_train(wildcards):
-    return fingerprint(CONFIG.datasets[CONFIG.dataset_of(wildcards.experiment)])
+    return fingerprint(CONFIG.data_identity(CONFIG.dataset_of(wildcards.experiment)))
 
 
 def upstream_of_measure(wildcards):

@@ -9,5 +9,6 @@ rule prepare_data:
         "../../environment.yml"
     params:
         settings=lambda wildcards: CONFIG.datasets[wildcards.dataset],
+        files=lambda wildcards: CONFIG.data_identity(wildcards.dataset).get("files", ""),
     script:
         "../../scripts/prepare_data.py"

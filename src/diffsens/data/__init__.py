@@ -20,6 +20,7 @@ from diffsens.data.sources import (
     DatasetUnavailable,
     cifar10,
     fashion_mnist,
+    image_folder,
     mnist,
     mnist5k,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "cifar10",
     "data_shape",
     "fashion_mnist",
+    "image_folder",
     "mnist",
     "mnist5k",
     "prepare",

@@ -15,11 +15,19 @@ from pathlib import Path
 import torch
 
 from diffsens.data import scale_detection, sources
-from diffsens.data.transforms import NORMALISATION, add_noise, normalise
+from diffsens.data.transforms import NORMALISATION, add_noise, channel_statistics, normalise
 from diffsens.io import CorruptedFile, digest, load_torch, save_torch
 from diffsens.settings import dataset_group, resolve
 
-__all__ = ["DATASETS", "DataShape", "PreparedData", "Source", "data_shape", "prepare", "probe_set"]
+__all__ = [
+    "DATASETS",
+    "DataShape",
+    "PreparedData",
+    "Source",
+    "data_shape",
+    "prepare",
+    "probe_set",
+]
 
 
 SPARSE = 0.05
@@ -120,18 +128,20 @@ class PreparedData:
         return cls(**saved)
 
 
-def _images(name: str, splits, settings: dict, statistics: str | None = None) -> PreparedData:
-    """Normalise real images with the statistics of ``statistics`` (default: ``name``)."""
+def _images(
+    name: str, splits, settings: dict, statistics=None, num_classes: int = 10
+) -> PreparedData:
+    """Real images normalised with per-channel ``statistics`` (mean, std), by default those of
+    :data:`NORMALISATION` for ``name``."""
     (train_x, train_y), (test_x, test_y) = splits
-    statistics = statistics or name
-    mean, std = NORMALISATION[statistics]
+    mean, std = statistics or NORMALISATION[name]
     return PreparedData(
         name=name,
-        train_images=normalise(train_x, statistics),
+        train_images=normalise(train_x, mean, std),
         train_labels=train_y,
-        test_images=normalise(test_x, statistics),
+        test_images=normalise(test_x, mean, std),
         test_labels=test_y,
-        num_classes=10,
+        num_classes=num_classes,
         fill=tuple(-m / s for m, s in zip(mean, std, strict=True)),
         settings=settings,
     )
@@ -159,7 +169,20 @@ def _fashion_mnist(root: str, download: bool) -> PreparedData:
 
 def _mnist5k(n_test: int, seed: int) -> PreparedData:
     splits = sources.mnist5k(n_test=n_test, seed=seed)
-    return _images("mnist5k", splits, {"n_test": n_test, "seed": seed}, statistics="mnist")
+    settings = {"n_test": n_test, "seed": seed}
+    return _images("mnist5k", splits, settings, statistics=NORMALISATION["mnist"])
+
+
+def _image_folder(**settings) -> PreparedData:
+    classes, _, _ = sources.image_folder_classes(
+        settings["root"], settings["train"], settings["test"]
+    )
+    options = {key: settings[key] for key in ("train", "test", "resize", "crop", "channels")}
+    splits = sources.image_folder(settings["root"], **options)
+    statistics = (settings["mean"], settings["std"])
+    if settings["mean"] is None:
+        statistics = channel_statistics(splits[0][0])
+    return _images("image_folder", splits, settings, statistics, num_classes=len(classes))
 
 
 def _scale_detection_2d(**settings) -> PreparedData:
@@ -188,6 +211,25 @@ def _mnist5k_shape(**settings) -> DataShape:
     return DataShape(2, 1, 28, 10, sources.MNIST5K_SIZE - n_test, n_test)
 
 
+def _image_folder_shape(**settings) -> DataShape:
+    classes, n_train, n_test = sources.image_folder_classes(
+        settings["root"], settings["train"], settings["test"]
+    )
+    if len(classes) < 2:
+        raise ValueError(
+            f"image folder {settings['root']!r} has {len(classes)} class: need 2 or more"
+        )
+    channels = settings["channels"]
+    for key in ("mean", "std"):
+        if settings[key] is not None and len(settings[key]) != channels:
+            raise ValueError(
+                f"{key} has {len(settings[key])} values, not one per channel ({channels})"
+            )
+    if (settings["mean"] is None) != (settings["std"] is None):
+        raise ValueError("give both mean and std, or neither (computed from the training images)")
+    return DataShape(2, channels, settings["crop"], len(classes), n_train, n_test)
+
+
 def _scale_detection_2d_shape(**settings) -> DataShape:
     scale_detection.check_2d(**settings)
     return DataShape(2, 1, settings["size"], 1, settings["n_train"], settings["n_test"], True)
@@ -214,6 +256,7 @@ DATASETS = {
         _fashion_mnist, _torchvision_shape("fashion_mnist", 1, 28, 60_000, 10_000)
     ),
     "mnist5k": Source(_mnist5k, _mnist5k_shape),
+    "image_folder": Source(_image_folder, _image_folder_shape),
     "scale_detection_2d": Source(_scale_detection_2d, _scale_detection_2d_shape),
     "scale_detection_1d": Source(_scale_detection_1d, _scale_detection_1d_shape),
 }

@@ -22,6 +22,8 @@ __all__ = [
     "check_mnist5k",
     "cifar10",
     "fashion_mnist",
+    "image_folder",
+    "image_folder_classes",
     "mnist",
     "mnist5k",
 ]
@@ -172,3 +174,66 @@ def mnist5k(*, n_test: int = 1000, seed: int = 0) -> tuple[Split, Split]:
     test_idx = torch.nonzero(is_test).flatten()
     train_idx = train_idx[torch.randperm(len(train_idx), generator=generator)]
     return (images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx])
+
+
+def image_folder_classes(root, train: str, test: str) -> tuple[list[str], int, int]:
+    """The class names of an image folder and its numbers of train and test images, read from
+    the file names alone; a missing split or a test class unknown to training is refused."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    splits = []
+    for split in (train, test):
+        where = os.path.join(os.fspath(root), split)
+        if not os.path.isdir(where):
+            raise DatasetUnavailable(
+                f"image folder {where!r} does not exist: put one sub-folder of images per "
+                f"class under {os.path.join(os.fspath(root), train)!r} and "
+                f"{os.path.join(os.fspath(root), test)!r}"
+            )
+        try:
+            classes, index = find_classes(where)
+            splits.append((classes, len(make_dataset(where, index, IMG_EXTENSIONS))))
+        except (FileNotFoundError, ValueError) as error:  # no class folder, or no image in one
+            raise DatasetUnavailable(f"image folder {where!r}: {error}") from None
+    (classes, n_train), (test_classes, n_test) = splits
+    unknown = sorted(set(test_classes) - set(classes))
+    if unknown:
+        raise DatasetUnavailable(
+            f"image folder {os.path.join(os.fspath(root), test)!r} has classes {unknown} that "
+            f"{os.path.join(os.fspath(root), train)!r} lacks"
+        )
+    return classes, n_train, n_test
+
+
+def image_folder(
+    root, *, train: str, test: str, resize: int | None, crop: int, channels: int
+) -> tuple[Split, Split]:
+    """Images in class sub-folders (torchvision's ``ImageFolder``) of ``root/train`` and
+    ``root/test``, resized (shorter side to ``resize``, default ``crop``), centre-cropped to
+    ``crop`` x ``crop`` and converted to ``channels`` (1: grey, 3: RGB). Labels index the
+    training classes in sorted order, in both splits."""
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    classes, _, _ = image_folder_classes(root, train, test)
+    convert = (
+        transforms.Grayscale() if channels == 1 else transforms.Lambda(lambda i: i.convert("RGB"))
+    )
+    pipeline = transforms.Compose(
+        [
+            convert,
+            transforms.Resize(resize or crop),
+            transforms.CenterCrop(crop),
+            transforms.PILToTensor(),
+        ]
+    )
+    splits = []
+    for split in (train, test):
+        folder = ImageFolder(os.path.join(os.fspath(root), split), transform=pipeline)
+        relabel = torch.tensor([classes.index(c) for c in folder.classes])
+        try:
+            images = torch.stack([image for image, _ in folder])
+        except OSError as error:  # an unreadable image file
+            raise DatasetUnavailable(f"image folder {folder.root!r}: {error}") from None
+        splits.append((images, relabel[torch.tensor(folder.targets)]))
+    return tuple(splits)

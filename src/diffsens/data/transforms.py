@@ -6,9 +6,11 @@ small datasets need no DataLoader workers and a resumed run draws exactly what t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-__all__ = ["NORMALISATION", "add_noise", "normalise", "random_crop_flip"]
+__all__ = ["NORMALISATION", "add_noise", "channel_statistics", "normalise", "random_crop_flip"]
 
 NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
@@ -18,10 +20,16 @@ NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 """Per-channel (mean, std) of pixel values in [0, 1]."""
 
 
-def normalise(images: torch.Tensor, dataset: str) -> torch.Tensor:
+def normalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Scale uint8 ``(N, C, H, W)`` images to [0, 1] and standardise them per channel."""
-    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in NORMALISATION[dataset])
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (mean, std))
     return ((images.float() / 255) - mean) / std
+
+
+def channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images scaled to [0, 1]."""
+    scaled = images.double().div(255).transpose(0, 1).flatten(1)
+    return scaled.mean(1).tolist(), scaled.std(1).tolist()
 
 
 def add_noise(images: torch.Tensor, level: float, generator: torch.Generator | None = None):

@@ -4,17 +4,35 @@ A builder is a keyword-only function ``builder(*, in_channels, num_classes, inpu
 **options) -> nn.Module`` registered with :func:`register_model`. :func:`build` checks the options
 against the builder's signature first, so a typo in a config fails with the option's name instead
 of deep inside a constructor.
+
+A name with a colon is a model from outside the registry: ``torchvision:resnet18`` (a
+classification builder of torchvision, given ``num_classes``) or ``package.module:function`` (any
+function returning an ``nn.Module`` of images, given those of ``in_channels``, ``num_classes`` and
+``input_size`` it names as parameters). Their other options go to the function as they are.
+Without ``probe_points`` of its own, such a model is probed at its activations and blocks
+(:func:`diffsens.probes.list_layers`) and at its output.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["build", "build_spec", "check_spec", "list_models", "model_options", "register_model"]
+from diffsens.probes import OUTPUT, list_layers
+
+__all__ = [
+    "build",
+    "build_spec",
+    "check_spec",
+    "is_external",
+    "list_models",
+    "model_options",
+    "register_model",
+]
 
 Builder = Callable[..., nn.Module]
 
@@ -43,8 +61,14 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def is_external(name: str) -> bool:
+    """Whether ``name`` is a model from outside the registry (``module:function``)."""
+    return ":" in name
+
+
 def model_options(name: str) -> dict[str, object]:
-    """The options ``name`` accepts beyond the shape arguments, with their defaults."""
+    """The options registered model ``name`` accepts beyond the shape arguments, with their
+    defaults."""
     return {
         parameter.name: parameter.default
         for parameter in inspect.signature(_builder(name)).parameters.values()
@@ -61,6 +85,10 @@ def build(
     ``num_classes`` outputs (1 for the hinge loss); ``None`` only where the model has no readout.
     The model carries ``probe_points``: probe-point names in depth order -> depth index 1..K.
     """
+    if is_external(name):
+        return _build_external(
+            name, in_channels=in_channels, num_classes=num_classes, input_size=input_size, **options
+        )
     builder = _builder(name)
     accepted = {
         parameter.name
@@ -121,15 +149,65 @@ def check_spec(spec: Mapping, *, dims: int, in_channels: int, num_classes: int, 
         try:
             output = model(torch.zeros(shape))
         except Exception as error:
-            raise ValueError(
-                f"model {spec['name']!r} cannot take inputs of shape {shape} "
-                f"({type(error).__name__}: {error})"
-            ) from None
+            raise ValueError(_cannot_take(spec["name"], shape, error)) from None
     if tuple(output.shape) != (1, num_classes):
         raise ValueError(
             f"model {spec['name']!r} maps inputs of shape {shape} to {tuple(output.shape)}, "
             f"not to one score per class ({(1, num_classes)})"
         )
+
+
+def _build_external(
+    name: str, *, in_channels: int, num_classes: int | None, input_size: int, **options
+) -> nn.Module:
+    builder, takes = _external_builder(name)
+    shape = {"in_channels": in_channels, "num_classes": num_classes, "input_size": input_size}
+    given = {key: shape[key] for key in takes if shape[key] is not None}
+    try:
+        model = builder(**given, **options)
+    except TypeError as error:
+        raise TypeError(f"model {name!r} with options {options}: {error}") from None
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model {name!r} returned a {type(model).__name__}, not an nn.Module")
+    if not isinstance(getattr(model, "probe_points", None), dict):
+        example = torch.zeros(1, in_channels, input_size, input_size)
+        try:
+            points = [*list_layers(model, example), OUTPUT]
+        except Exception as error:
+            raise ValueError(_cannot_take(name, example.shape, error)) from None
+        model.probe_points = {point: depth for depth, point in enumerate(points, start=1)}
+    return model
+
+
+def _external_builder(name: str) -> tuple[Builder, list[str]]:
+    """The function behind ``module:function``, and the shape arguments to give it."""
+    module_name, _, function = name.partition(":")
+    if module_name == "torchvision":
+        from torchvision import models
+
+        available = models.list_models(module=models)
+        if function not in available:
+            raise ValueError(
+                f"torchvision has no classification model {function!r}; it has "
+                f"{', '.join(available)}"
+            )
+        return models.get_model_builder(function), ["num_classes"]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"model {name!r}: cannot import {module_name!r} ({error})") from None
+    builder = getattr(module, function, None)
+    if not callable(builder):
+        raise ValueError(f"model {name!r}: module {module_name!r} has no function {function!r}")
+    parameters = inspect.signature(builder).parameters
+    return builder, [argument for argument in _SHAPE_ARGUMENTS if argument in parameters]
+
+
+def _cannot_take(name: str, shape, error: Exception) -> str:
+    return (
+        f"model {name!r} cannot take inputs of shape {tuple(shape)} "
+        f"({type(error).__name__}: {error})"
+    )
 
 
 def _builder(name: str) -> Builder:
