@@ -47,12 +47,37 @@ def labelled(fig):
     return axes
 
 
+def tick_labels(ax):
+    return [t.get_text() for t in ax.get_xticklabels() if t.get_visible()]
+
+
 def test_layerwise():
     fig = plots.layerwise({"a": small_cube(0), "b": small_cube(1)})
     axes = labelled(fig)
     assert len(axes) == 6 and axes[0].get_yscale() == "log"
     assert {ax.get_ylabel() for ax in axes} >= {"$D_k$", "$G_k$", "$R_k = D_k / G_k$"}
     assert len(fig.legends) == 1
+    # probe points named on the bottom panel of each column (axes are row by row), the panels
+    # above share them
+    assert tick_labels(axes[4]) == ["relu1", "relu2", "relu3", "output"]
+    assert axes[4].get_xlabel() == "probe point $k$"
+    assert not axes[0].xaxis.get_tick_params()["labelbottom"]
+    np.testing.assert_array_equal(axes[0].get_xticks(), [1, 2, 3, 4])
+
+
+def deepened(cube, layers):
+    """``cube`` with ``layers`` ReLU probe points (its own, repeated)."""
+    names = [f"relu{k}" for k in range(1, layers + 1)]
+    deep = cube.isel(layer=np.arange(layers) % cube.sizes["layer"])
+    return deep.assign_coords(layer=names, depth=("layer", np.arange(1, layers + 1)))
+
+
+def test_deep_nets_are_numbered_not_named():
+    deep = deepened(small_cube(0), plots.MAX_NAMED + 1)  # the names would overlap
+    bottom = plots.layerwise({"deep": deep}).axes[2]
+    assert not any(label.startswith("relu") for label in tick_labels(bottom))
+    assert all(float(k).is_integer() for k in bottom.get_xticks())
+    assert bottom.get_xlabel() == "probe point $k$"
 
 
 def test_temperatures():
@@ -115,6 +140,8 @@ def test_depth_laws_and_theory():
     assert {line.get_color() for line in fitted} == {plots.PALETTE[0]}  # D's colour
     unfitted = plots.depth_laws({"b": cubes["b"]}, fits.sel(variant=["b"]))
     assert [t.get_text() for t in unfitted.legends[0].get_texts()] == ["init", "trained"]
+    assert tick_labels(fig.axes[4]) == ["relu1", "relu2", "relu3"]  # the fitted (ReLU) layers
+    assert fig.axes[4].get_xlabel() == "layer $k$"
     networks, _ = theory_networks(
         {
             "networks": [
@@ -142,6 +169,43 @@ def test_depth_laws_and_theory():
     power = fig.axes[3]  # D of 2-D F = 2, s = 1 (a row per dimension): log depth, powers of 2
     assert power.get_xscale() == "log" and power.xaxis.get_major_locator()._base == 2
     assert isinstance(power.xaxis.get_minor_formatter(), matplotlib.ticker.NullFormatter)
+
+
+def legend_colours(fig):
+    """Each legend entry's label -> the colours of the samples drawn beside it (an entry is a
+    box of handle and text, in a column, in the legend's packing of columns)."""
+    legend = fig.legends[0]
+    boxes = legend.get_children()[0].get_children()[1].get_children()[0].get_children()
+    entries = {}
+    for box in boxes:
+        handle, text = box.get_children()
+        lines = handle.findobj(matplotlib.lines.Line2D)
+        entries[text.get_text()] = [line.get_color() for line in lines]
+    return entries
+
+
+def test_depth_laws_legend_is_coloured_by_quantity_and_lists_only_what_is_drawn():
+    cube = small_cube(0)
+    cube["G"][dict(checkpoint=1, layer=0)] = np.nan  # no trained G at the first layer to anchor on
+    cubes = {"a": cube}
+    fits = fit_experiment(cubes, bootstrap=20)
+    fig = plots.depth_laws(cubes, fits)
+    colours = legend_colours(fig)
+    D, G, R = plots.PALETTE[:3]
+    assert set(colours["init"]) == {"grey"}
+    assert colours["trained"] == [D, G, R] and colours["fitted law"] == [D, G, R]
+    assert colours["prediction"] == [D, R]  # G's prediction has no anchor, so is not drawn...
+    assert ":" not in [line.get_linestyle() for line in fig.axes[1].get_lines()]  # ...indeed
+
+
+def test_power_law_depth_axis_names_the_powers_of_two():
+    model = {"name": "simple_cnn", "dim": 1, "filter_size": 3, "stride": 1}
+    deep = deepened(small_cube(0, model=model), 9)
+    fits = fit_experiment({"a": deep}, bootstrap=20)
+    assert str(fits.law.sel(variant="a").values) == "power"
+    bottom = plots.depth_laws({"a": deep}, fits).axes[2]
+    assert bottom.get_xscale() == "log"
+    assert tick_labels(bottom) == ["relu1", "relu2", "relu4", "relu8"]
 
 
 def test_examples(tmp_path):
