@@ -211,10 +211,12 @@ def test_power_law_depth_axis_names_the_powers_of_two():
 def test_examples(tmp_path):
     image = np.zeros((8, 8))
     image[2, 3] = image[5, 6] = 1
-    fig = plots.examples(
-        image, np.roll(image, 1, axis=1), {"F = 2, s = 2": [np.ones(8), np.ones(4), np.ones(2)]}
-    )
+    spreading = {"F = 2, s = 2": [np.ones(8), np.ones(4), np.ones(2)]}
+    fig = plots.examples(image, np.roll(image, 1, axis=1), spreading, "2-D scale detection")
     labelled(fig)
+    assert fig.get_suptitle().startswith("2-D scale detection")
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bar.get_ylabel() == "activation / layer maximum" and bar.get_ylim() == (0, 1)
     plots.save(fig, [tmp_path / "x.png", tmp_path / "x.pdf"], dpi=50)
     assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG" and (
         tmp_path / "x.pdf"

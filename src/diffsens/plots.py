@@ -411,10 +411,15 @@ def examples(
     image: np.ndarray,
     moved: np.ndarray,
     propagations: Mapping[str, Sequence[np.ndarray]],
+    task: str,
 ) -> Figure:
     """A scale-detection image and its one-pixel moves, and how a two-pixel input spreads through
-    constant-filter nets, layer by layer (paper figure 5, docs/science.md §10)."""
-    fig = Figure(figsize=(3.0 * (2 + len(propagations)), 3.2))
+    constant-filter nets, layer by layer (paper figure 5, docs/science.md §10).
+
+    ``task`` names the image's task and dataset in the figure's title; a colour bar reads the
+    spreading, each layer normalised to its maximum (white: no position left at that layer).
+    """
+    fig = Figure(figsize=(3.0 * (2 + len(propagations)) + 0.6, 3.5), layout="constrained")
     axes = fig.subplots(1, 2 + len(propagations))
     for ax, picture, title in ((axes[0], image, "input"), (axes[1], moved, "after pixel moves")):
         ax.imshow(picture, cmap="Greys", interpolation="nearest")
@@ -427,11 +432,24 @@ def examples(
         for i, a in enumerate(layers):
             grid[i, : len(a)] = a / (a.max() or 1)
         extent = (-0.5, width - 0.5, len(layers) + 0.5, 0.5)
-        ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent)
-        ax.set_title(name, fontsize=9)
+        shown = ax.imshow(
+            grid,
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+            extent=extent,
+        )
+        ax.set_title(f"two pixels through {name}", fontsize=9)
         ax.set_xlabel("position")
         ax.set_ylabel("layer $k$")
-    fig.tight_layout()  # room for the axis labels between and below the panels
+    if propagations:
+        fig.colorbar(shown, ax=axes[2:], label="activation / layer maximum", fraction=0.05)
+    fig.suptitle(
+        f"{task}: an input and its pixel moves; 1-D constant-filter nets (filter F, stride s)",
+        fontsize=10,
+    )
     return fig
 
 
