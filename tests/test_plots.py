@@ -80,6 +80,44 @@ def test_deep_nets_are_numbered_not_named():
     assert bottom.get_xlabel() == "probe point $k$"
 
 
+def test_compare_draws_every_variant_in_one_panel_per_quantity():
+    cubes = {"a": small_cube(0), "b": small_cube(1)}
+    fig = plots.compare(cubes, ceiling=0.99)
+    axes = labelled(fig)
+    assert [ax.get_ylabel() for ax in axes] == ["$D_k$", "$G_k$", "$R_k = D_k / G_k$"]
+    for ax in axes:  # init dashed, trained solid, one colour per variant
+        assert ax.get_yscale() == "log"
+        styles = [(line.get_color(), line.get_linestyle()) for line in ax.get_lines()]
+        assert styles == [(c, ls) for c in plots.PALETTE[:2] for ls in ("--", "-")]
+    assert tick_labels(axes[0]) == ["relu1", "relu2", "relu3", "output"]  # the same probe points
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["a", "b", "init", "trained (best)"]
+
+
+def test_compare_lays_a_grid_out_in_rows_of_one_colour_per_architecture():
+    cubes = {}
+    for noise in (10.0, 0.0, 1.0):
+        cubes[f"cnn_{noise}"] = small_cube(0, noise)
+        vgg = deepened(small_cube(1, noise, model={"name": "vgg11"}), 6)
+        cubes[f"vgg11_{noise}"] = vgg.assign(test_error=vgg.test_error * 0 + 0.9)
+    fig = plots.compare(cubes, ceiling=0.5, grid=["training.training_noise", "model.name"])
+    axes = labelled(fig)
+    assert len(axes) == 9  # 3 noise levels (rows) x D, G, R
+    margins = [text.get_text() for ax in axes for text in ax.texts]
+    assert margins == [f"training_noise = {n}" for n in (0.0, 1.0, 10.0)]  # in increasing order
+    for ax in axes:
+        lines = ax.get_lines()
+        assert [line.get_color() for line in lines] == [plots.PALETTE[0]] * 2 + [
+            plots.PALETTE[1]
+        ] * 2
+        assert [line.get_alpha() for line in lines[2:]] == [0.9, 0.3]  # vgg11 is undertrained
+    # 4 and 6 probe points: relative depth, both ending at the output (1)
+    assert {line.get_xdata()[-1] for line in axes[0].get_lines()} == {1.0}
+    assert axes[-1].get_xlabel().startswith("relative depth")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["simple_cnn", "vgg11", "init", "trained (best)", "undertrained (> 50% error)"]
+
+
 def test_temperatures():
     fig = plots.temperatures({"a": small_cube(0), "b": small_cube(1)})
     axes = labelled(fig)

@@ -23,9 +23,11 @@ from matplotlib.lines import Line2D
 from diffsens.fits import at_delta, depth_series, trained_checkpoint, trained_error
 from diffsens.io import write_atomically
 from diffsens.laws import LAWS, QUANTITIES, law_curve
+from diffsens.provenance import RunSettings
 
 __all__ = [
     "PALETTE",
+    "compare",
     "depth_laws",
     "error_vs_sensitivity",
     "examples",
@@ -100,6 +102,98 @@ def layerwise(
     handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
     _legend(fig, handles)
     return fig
+
+
+def compare(
+    cubes: Mapping[str, xr.Dataset],
+    *,
+    delta: float = 1.0,
+    ceiling: float | None = None,
+    grid: Sequence[str] = (),
+) -> Figure:
+    """Every variant in one panel per quantity: D_k, G_k, R_k (columns) against depth, one line
+    per variant (mean over seeds, original condition), init dashed, trained solid; an
+    undertrained net's trained line (test error above ``ceiling``) is faint.
+
+    ``grid``: the keys (``section.option``) of the experiment's grid. With two or more, colour
+    tells the architecture (``model.name``, else the first key) and each value of the other keys
+    gets a row of panels, in increasing order, so that the paper's 10 nets x 7 noise levels read
+    as 7 rows of 10 colours; otherwise each variant has its colour, in one row. Colours beyond
+    the palette come back with open markers. Depth is the named probe point where every variant
+    has the same ones, else the relative depth k / K (K probe points, the output last).
+    """
+    settings = {v: RunSettings.from_attrs(c.attrs, f"cube {v}") for v, c in cubes.items()}
+
+    def value(variant: str, key: str):
+        section, option = key.split(".")
+        return getattr(settings[variant], section)[option]
+
+    colour_key = "model.name" if "model.name" in grid else grid[0] if grid else None
+    row_keys = [key for key in grid if key != colour_key]
+    colour_by = {v: str(value(v, colour_key)) if row_keys else v for v in cubes}
+    by_row = sorted(cubes, key=lambda v: [value(v, key) for key in row_keys])
+    rows_by = {
+        v: ", ".join(f"{key.split('.')[1]} = {value(v, key)}" for key in row_keys) for v in by_row
+    }
+    groups = list(dict.fromkeys(colour_by[v] for v in cubes))
+    rows = list(dict.fromkeys(rows_by.values()))
+    named = len({tuple(map(str, cube.layer.values)) for cube in cubes.values()}) == 1
+    fig = Figure(figsize=(3 * 3.0 + 1.8, 2.4 * len(rows) + 0.6))
+    panels = fig.subplots(len(rows), 3, squeeze=False, sharex=True, sharey="col")
+    trained_names, faint = set(), False
+    for variant, cube in cubes.items():
+        style = _group_style(groups.index(colour_by[variant]))
+        trained = trained_checkpoint(cube)
+        trained_names.add(trained)
+        under = ceiling is not None and trained_error(cube) > ceiling
+        faint |= under
+        depth = cube.depth.values
+        x = depth if named else depth / depth.max()
+        data = at_delta(cube, delta).sel(condition="original")
+        for ax, quantity in zip(panels[rows.index(rows_by[variant])], QUANTITIES, strict=True):
+            for checkpoint, ls in (("init", "--"), (trained, "-")):
+                values = data[quantity].sel(checkpoint=checkpoint)
+                values = values.mean("seed") if "seed" in values.dims else values
+                alpha = 0.3 if under and checkpoint != "init" else 0.9
+                ax.plot(x, values, ls=ls, ms=3, lw=1.1, alpha=alpha, **style)
+    first = next(iter(cubes.values()))
+    for r, (axes, row) in enumerate(zip(panels, rows, strict=True)):
+        for ax, quantity in zip(axes, QUANTITIES, strict=True):
+            _log_y(ax)
+            ax.grid(alpha=0.3, which="both")
+            ax.set_ylabel(_SYMBOLS[quantity])
+            if named:
+                _depth_ticks(ax, first, "probe point", labelled=r == len(rows) - 1)
+            else:
+                ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(0.25))
+                ax.set_xlabel(
+                    "relative depth $k / K$ (probe point $k$ of $K$)" if r == len(rows) - 1 else ""
+                )
+        if row:  # the row's value, in the margin as in a facet grid
+            axes[-1].annotate(
+                row, (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=9
+            )
+    handles = [
+        Line2D([], [], ms=3, label=group, **_group_style(g)) for g, group in enumerate(groups)
+    ]
+    handles += [
+        Line2D([], [], color="grey", ls="--", label="init"),
+        Line2D([], [], color="grey", label=f"trained ({', '.join(sorted(trained_names))})"),
+    ]
+    if faint:
+        handles.append(
+            Line2D([], [], color="grey", alpha=0.3, label=f"undertrained (> {ceiling:.0%} error)")
+        )
+    _legend(fig, handles)
+    return fig
+
+
+def _group_style(index: int) -> dict:
+    """Colour and marker of the ``index``-th group: the palette's colours with filled markers,
+    then again with open ones."""
+    colour = PALETTE[index % len(PALETTE)]
+    filled = index < len(PALETTE)
+    return {"color": colour, "marker": "o" if filled else "s", "mfc": colour if filled else "white"}
 
 
 def temperatures(
