@@ -158,17 +158,16 @@ def compare(
                 ax.plot(x, values, ls=ls, ms=3, lw=1.1, alpha=alpha, **style)
     first = next(iter(cubes.values()))
     for r, (axes, row) in enumerate(zip(panels, rows, strict=True)):
+        bottom = r == len(rows) - 1
         for ax, quantity in zip(axes, QUANTITIES, strict=True):
             _log_y(ax)
             ax.grid(alpha=0.3, which="both")
             ax.set_ylabel(_SYMBOLS[quantity])
             if named:
-                _depth_ticks(ax, first, "probe point", labelled=r == len(rows) - 1)
+                _depth_ticks(ax, first, "probe point", labelled=bottom)
             else:
                 ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(0.25))
-                ax.set_xlabel(
-                    "relative depth $k / K$ (probe point $k$ of $K$)" if r == len(rows) - 1 else ""
-                )
+                ax.set_xlabel("relative depth $k / K$ (probe point $k$ of $K$)" if bottom else "")
         if row:  # the row's value, in the margin as in a facet grid
             axes[-1].annotate(
                 row, (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=9
