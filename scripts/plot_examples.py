@@ -13,7 +13,7 @@ from diffsens.plots import examples, save
 from diffsens.theory import propagate
 
 settings = snakemake.params.settings
-(images, _), _ = scale_detection_2d(n_train=2, n_test=2, seed=0)
+(images, labels), _ = scale_detection_2d(n_train=2, n_test=2, seed=0)
 moved = move_pixels(images[:1], generator=torch.Generator().manual_seed(0))
 two_pixels = torch.zeros(1, 1, 64)
 two_pixels[0, 0, [20, 40]] = 1.0
@@ -21,5 +21,7 @@ spreading = {
     "F = 5, s = 1": propagate(two_pixels, dim=1, filter_size=5, stride=1, depth=8),
     "F = 2, s = 2": propagate(two_pixels, dim=1, filter_size=2, stride=2, depth=6),
 }
-figure = examples(images[0, 0].numpy(), moved[0, 0].numpy(), spreading)
+pair = "close" if labels[0] > 0 else "far"
+task = f"2-D scale detection ({images.shape[-2]} x {images.shape[-1]}, a {pair} pair)"
+figure = examples(images[0, 0].numpy(), moved[0, 0].numpy(), spreading, task)
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -113,7 +113,7 @@ def test_the_paper_grid_runs_end_to_end_on_a_tiny_budget(tmp_path):
             with xr.open_dataset(results / "cubes" / experiment / f"{variant}.nc") as cube:
                 assert cube.sizes["seed"] == 1 and cube.sizes["layer"] >= 2
                 assert not cube.R.isnull().all()
-        for figure in ("layerwise", "depth_laws", "spectra", "error_vs_sensitivity"):
+        for figure in ("layerwise", "compare", "depth_laws", "spectra", "error_vs_sensitivity"):
             assert (results / "figures" / experiment / f"{figure}.png").stat().st_size > 1000
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary.experiment) == set(keep)

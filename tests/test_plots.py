@@ -47,12 +47,75 @@ def labelled(fig):
     return axes
 
 
+def tick_labels(ax):
+    return [t.get_text() for t in ax.get_xticklabels() if t.get_visible()]
+
+
 def test_layerwise():
     fig = plots.layerwise({"a": small_cube(0), "b": small_cube(1)})
     axes = labelled(fig)
     assert len(axes) == 6 and axes[0].get_yscale() == "log"
     assert {ax.get_ylabel() for ax in axes} >= {"$D_k$", "$G_k$", "$R_k = D_k / G_k$"}
     assert len(fig.legends) == 1
+    # probe points named on the bottom panel of each column (axes are row by row), the panels
+    # above share them
+    assert tick_labels(axes[4]) == ["relu1", "relu2", "relu3", "output"]
+    assert axes[4].get_xlabel() == "probe point $k$"
+    assert not axes[0].xaxis.get_tick_params()["labelbottom"]
+    np.testing.assert_array_equal(axes[0].get_xticks(), [1, 2, 3, 4])
+
+
+def deepened(cube, layers):
+    """``cube`` with ``layers`` ReLU probe points (its own, repeated)."""
+    names = [f"relu{k}" for k in range(1, layers + 1)]
+    deep = cube.isel(layer=np.arange(layers) % cube.sizes["layer"])
+    return deep.assign_coords(layer=names, depth=("layer", np.arange(1, layers + 1)))
+
+
+def test_deep_nets_are_numbered_not_named():
+    deep = deepened(small_cube(0), plots.MAX_NAMED + 1)  # the names would overlap
+    bottom = plots.layerwise({"deep": deep}).axes[2]
+    assert not any(label.startswith("relu") for label in tick_labels(bottom))
+    assert all(float(k).is_integer() for k in bottom.get_xticks())
+    assert bottom.get_xlabel() == "probe point $k$"
+
+
+def test_compare_draws_every_variant_in_one_panel_per_quantity():
+    cubes = {"a": small_cube(0), "b": small_cube(1)}
+    fig = plots.compare(cubes, ceiling=0.99)
+    axes = labelled(fig)
+    assert [ax.get_ylabel() for ax in axes] == ["$D_k$", "$G_k$", "$R_k = D_k / G_k$"]
+    for ax in axes:  # init dashed, trained solid, one colour per variant
+        assert ax.get_yscale() == "log"
+        styles = [(line.get_color(), line.get_linestyle()) for line in ax.get_lines()]
+        assert styles == [(c, ls) for c in plots.PALETTE[:2] for ls in ("--", "-")]
+    assert tick_labels(axes[0]) == ["relu1", "relu2", "relu3", "output"]  # the same probe points
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["a", "b", "init", "trained (best)"]
+
+
+def test_compare_lays_a_grid_out_in_rows_of_one_colour_per_architecture():
+    cubes = {}
+    for noise in (10.0, 0.0, 1.0):
+        cubes[f"cnn_{noise}"] = small_cube(0, noise)
+        vgg = deepened(small_cube(1, noise, model={"name": "vgg11"}), 6)
+        cubes[f"vgg11_{noise}"] = vgg.assign(test_error=vgg.test_error * 0 + 0.9)
+    fig = plots.compare(cubes, ceiling=0.5, grid=["training.training_noise", "model.name"])
+    axes = labelled(fig)
+    assert len(axes) == 9  # 3 noise levels (rows) x D, G, R
+    margins = [text.get_text() for ax in axes for text in ax.texts]
+    assert margins == [f"training_noise = {n}" for n in (0.0, 1.0, 10.0)]  # in increasing order
+    for ax in axes:
+        lines = ax.get_lines()
+        assert [line.get_color() for line in lines] == [plots.PALETTE[0]] * 2 + [
+            plots.PALETTE[1]
+        ] * 2
+        assert [line.get_alpha() for line in lines[2:]] == [0.9, 0.3]  # vgg11 is undertrained
+    # 4 and 6 probe points: relative depth, both ending at the output (1)
+    assert {line.get_xdata()[-1] for line in axes[0].get_lines()} == {1.0}
+    assert axes[-1].get_xlabel().startswith("relative depth")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["simple_cnn", "vgg11", "init", "trained (best)", "undertrained (> 50% error)"]
 
 
 def test_temperatures():
@@ -115,6 +178,8 @@ def test_depth_laws_and_theory():
     assert {line.get_color() for line in fitted} == {plots.PALETTE[0]}  # D's colour
     unfitted = plots.depth_laws({"b": cubes["b"]}, fits.sel(variant=["b"]))
     assert [t.get_text() for t in unfitted.legends[0].get_texts()] == ["init", "trained"]
+    assert tick_labels(fig.axes[4]) == ["relu1", "relu2", "relu3"]  # the fitted (ReLU) layers
+    assert fig.axes[4].get_xlabel() == "layer $k$"
     networks, _ = theory_networks(
         {
             "networks": [
@@ -144,13 +209,52 @@ def test_depth_laws_and_theory():
     assert isinstance(power.xaxis.get_minor_formatter(), matplotlib.ticker.NullFormatter)
 
 
+def legend_colours(fig):
+    """Each legend entry's label -> the colours of the samples drawn beside it (an entry is a
+    box of handle and text, in a column, in the legend's packing of columns)."""
+    legend = fig.legends[0]
+    boxes = legend.get_children()[0].get_children()[1].get_children()[0].get_children()
+    entries = {}
+    for box in boxes:
+        handle, text = box.get_children()
+        lines = handle.findobj(matplotlib.lines.Line2D)
+        entries[text.get_text()] = [line.get_color() for line in lines]
+    return entries
+
+
+def test_depth_laws_legend_is_coloured_by_quantity_and_lists_only_what_is_drawn():
+    cube = small_cube(0)
+    cube["G"][dict(checkpoint=1, layer=0)] = np.nan  # no trained G at the first layer to anchor on
+    cubes = {"a": cube}
+    fits = fit_experiment(cubes, bootstrap=20)
+    fig = plots.depth_laws(cubes, fits)
+    colours = legend_colours(fig)
+    D, G, R = plots.PALETTE[:3]
+    assert set(colours["init"]) == {"grey"}
+    assert colours["trained"] == [D, G, R] and colours["fitted law"] == [D, G, R]
+    assert colours["prediction"] == [D, R]  # G's prediction has no anchor, so is not drawn...
+    assert ":" not in [line.get_linestyle() for line in fig.axes[1].get_lines()]  # ...indeed
+
+
+def test_power_law_depth_axis_names_the_powers_of_two():
+    model = {"name": "simple_cnn", "dim": 1, "filter_size": 3, "stride": 1}
+    deep = deepened(small_cube(0, model=model), 9)
+    fits = fit_experiment({"a": deep}, bootstrap=20)
+    assert str(fits.law.sel(variant="a").values) == "power"
+    bottom = plots.depth_laws({"a": deep}, fits).axes[2]
+    assert bottom.get_xscale() == "log"
+    assert tick_labels(bottom) == ["relu1", "relu2", "relu4", "relu8"]
+
+
 def test_examples(tmp_path):
     image = np.zeros((8, 8))
     image[2, 3] = image[5, 6] = 1
-    fig = plots.examples(
-        image, np.roll(image, 1, axis=1), {"F = 2, s = 2": [np.ones(8), np.ones(4), np.ones(2)]}
-    )
+    spreading = {"F = 2, s = 2": [np.ones(8), np.ones(4), np.ones(2)]}
+    fig = plots.examples(image, np.roll(image, 1, axis=1), spreading, "2-D scale detection")
     labelled(fig)
+    assert fig.get_suptitle().startswith("2-D scale detection")
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bar.get_ylabel() == "activation / layer maximum" and bar.get_ylim() == (0, 1)
     plots.save(fig, [tmp_path / "x.png", tmp_path / "x.pdf"], dpi=50)
     assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG" and (
         tmp_path / "x.pdf"

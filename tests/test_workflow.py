@@ -43,6 +43,7 @@ EXPERIMENT_PLOTS = {
     job(rule, experiment="tiny")
     for rule in (
         "plot_layerwise",
+        "plot_compare",
         "plot_temperatures",
         "plot_error_vs_sensitivity",
         "plot_depth_laws",
@@ -196,7 +197,7 @@ def test_analysis_edit_refits_and_redraws_only(tiny_run):
 
 def test_a_delta_edit_refits_and_redraws_only_what_reads_the_cubes_at_it(tiny_run):
     config = edited(lambda c: c["analysis"].update(delta=2.0))
-    at_delta = ("plot_layerwise", "plot_error_vs_sensitivity", "plot_depth_laws")
+    at_delta = ("plot_layerwise", "plot_compare", "plot_error_vs_sensitivity", "plot_depth_laws")
     assert planned_jobs(tiny_run, config) == FITS | {job(r, experiment="tiny") for r in at_delta}
 
 
@@ -217,7 +218,14 @@ def test_report_is_self_contained(tiny_run):
 
 def test_science_outputs(tiny_run):
     results = tiny_run / "results"
-    for name in ("layerwise", "temperatures", "error_vs_sensitivity", "spectra", "depth_laws"):
+    for name in (
+        "layerwise",
+        "compare",
+        "temperatures",
+        "error_vs_sensitivity",
+        "spectra",
+        "depth_laws",
+    ):
         assert (results / "figures" / "tiny" / f"{name}.png").stat().st_size > 1000, name
     for name in ("constant_filters", "examples"):
         assert (results / "figures" / f"{name}.png").stat().st_size > 1000, name

@@ -17,14 +17,17 @@ import matplotlib.ticker
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 
 from diffsens.fits import at_delta, depth_series, trained_checkpoint, trained_error
 from diffsens.io import write_atomically
 from diffsens.laws import LAWS, QUANTITIES, law_curve
+from diffsens.provenance import RunSettings
 
 __all__ = [
     "PALETTE",
+    "compare",
     "depth_laws",
     "error_vs_sensitivity",
     "examples",
@@ -83,6 +86,7 @@ def layerwise(
         depth = cube.depth.values
         cube = at_delta(cube, delta)
         for ax, quantity in zip(axes, quantities, strict=True):
+            _depth_ticks(ax, cube, "probe point", labelled=ax is axes[-1])
             data = cube[quantity]
             for i, condition in enumerate(map(str, cube.condition.values)):
                 conditions += [] if condition in conditions else [condition]
@@ -90,15 +94,105 @@ def layerwise(
                     checkpoints += [] if checkpoint in checkpoints else [checkpoint]
                     values = data.sel(condition=condition, checkpoint=checkpoint)
                     _band(ax, depth, values, PALETTE[i], _STYLE.get(checkpoint, ":"))
-            ax.set_yscale("log")
+            _log_y(ax)
             ax.grid(alpha=0.3, which="both")
             ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         _title(axes[0], variant, cube, ceiling, f"  (δ = {float(cube.delta):.2f} px)")
-        axes[-1].set_xlabel("depth $k$ (probe point)")
     handles = [Line2D([], [], color=PALETTE[i], label=c) for i, c in enumerate(conditions)]
     handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
     _legend(fig, handles)
     return fig
+
+
+def compare(
+    cubes: Mapping[str, xr.Dataset],
+    *,
+    delta: float = 1.0,
+    ceiling: float | None = None,
+    grid: Sequence[str] = (),
+) -> Figure:
+    """Every variant in one panel per quantity: D_k, G_k, R_k (columns) against depth, one line
+    per variant (mean over seeds, original condition), init dashed, trained solid; an
+    undertrained net's trained line (test error above ``ceiling``) is faint.
+
+    ``grid``: the keys (``section.option``) of the experiment's grid. With two or more, colour
+    tells the architecture (``model.name``, else the first key) and each value of the other keys
+    gets a row of panels, in increasing order, so that the paper's 10 nets x 7 noise levels read
+    as 7 rows of 10 colours; otherwise each variant has its colour, in one row. Colours beyond
+    the palette come back with open markers. Depth is the named probe point where every variant
+    has the same ones, else the relative depth k / K (K probe points, the output last).
+    """
+    settings = {v: RunSettings.from_attrs(c.attrs, f"cube {v}") for v, c in cubes.items()}
+
+    def value(variant: str, key: str):
+        section, option = key.split(".")
+        return getattr(settings[variant], section)[option]
+
+    colour_key = "model.name" if "model.name" in grid else grid[0] if grid else None
+    row_keys = [key for key in grid if key != colour_key]
+    colour_by = {v: str(value(v, colour_key)) if row_keys else v for v in cubes}
+    by_row = sorted(cubes, key=lambda v: [value(v, key) for key in row_keys])
+    rows_by = {
+        v: ", ".join(f"{key.split('.')[1]} = {value(v, key)}" for key in row_keys) for v in by_row
+    }
+    groups = list(dict.fromkeys(colour_by[v] for v in cubes))
+    rows = list(dict.fromkeys(rows_by.values()))
+    named = len({tuple(map(str, cube.layer.values)) for cube in cubes.values()}) == 1
+    fig = Figure(figsize=(3 * 3.0 + 1.8, 2.4 * len(rows) + 0.6))
+    panels = fig.subplots(len(rows), 3, squeeze=False, sharex=True, sharey="col")
+    trained_names, faint = set(), False
+    for variant, cube in cubes.items():
+        style = _group_style(groups.index(colour_by[variant]))
+        trained = trained_checkpoint(cube)
+        trained_names.add(trained)
+        under = ceiling is not None and trained_error(cube) > ceiling
+        faint |= under
+        depth = cube.depth.values
+        x = depth if named else depth / depth.max()
+        data = at_delta(cube, delta).sel(condition="original")
+        for ax, quantity in zip(panels[rows.index(rows_by[variant])], QUANTITIES, strict=True):
+            for checkpoint, ls in (("init", "--"), (trained, "-")):
+                values = data[quantity].sel(checkpoint=checkpoint)
+                values = values.mean("seed") if "seed" in values.dims else values
+                alpha = 0.3 if under and checkpoint != "init" else 0.9
+                ax.plot(x, values, ls=ls, ms=3, lw=1.1, alpha=alpha, **style)
+    first = next(iter(cubes.values()))
+    for r, (axes, row) in enumerate(zip(panels, rows, strict=True)):
+        bottom = r == len(rows) - 1
+        for ax, quantity in zip(axes, QUANTITIES, strict=True):
+            _log_y(ax)
+            ax.grid(alpha=0.3, which="both")
+            ax.set_ylabel(_SYMBOLS[quantity])
+            if named:
+                _depth_ticks(ax, first, "probe point", labelled=bottom)
+            else:
+                ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(0.25))
+                ax.set_xlabel("relative depth $k / K$ (probe point $k$ of $K$)" if bottom else "")
+        if row:  # the row's value, in the margin as in a facet grid
+            axes[-1].annotate(
+                row, (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=9
+            )
+    handles = [
+        Line2D([], [], ms=3, label=group, **_group_style(g)) for g, group in enumerate(groups)
+    ]
+    handles += [
+        Line2D([], [], color="grey", ls="--", label="init"),
+        Line2D([], [], color="grey", label=f"trained ({', '.join(sorted(trained_names))})"),
+    ]
+    if faint:
+        handles.append(
+            Line2D([], [], color="grey", alpha=0.3, label=f"undertrained (> {ceiling:.0%} error)")
+        )
+    _legend(fig, handles)
+    return fig
+
+
+def _group_style(index: int) -> dict:
+    """Colour and marker of the ``index``-th group: the palette's colours with filled markers,
+    then again with open ones."""
+    colour = PALETTE[index % len(PALETTE)]
+    filled = index < len(PALETTE)
+    return {"color": colour, "marker": "o" if filled else "s", "mfc": colour if filled else "white"}
 
 
 def temperatures(
@@ -120,9 +214,9 @@ def temperatures(
                     .sel(checkpoint=checkpoint, condition="original")
                 )
                 _band(ax, cube.depth.values, values, colour, _STYLE.get(checkpoint, "-"))
-        ax.set_yscale("log")
+        _log_y(ax)
         _title(ax, variant, cube, ceiling)
-        ax.set_xlabel("depth $k$ (probe point)")
+        _depth_ticks(ax, cube, "probe point")
         ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         ax.grid(alpha=0.3, which="both")
     handles = [
@@ -210,19 +304,18 @@ def _log_values(ax) -> None:
     """An x axis of positive measured values, labelled without overlap: linear below a decade of
     span, else logarithmic with plain numbers at the decades and, up to 2.5 decades, between."""
     low, high = ax.get_xlim()
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
     if low > 0 and np.log10(high / low) < 1:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
         return
     ax.set_xscale("log")
     low, high = ax.get_xlim()
     span = np.log10(high / low)
-    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_major_formatter(_PLAIN)
     if span < 2.5:
         ax.xaxis.set_minor_locator(
             matplotlib.ticker.LogLocator(subs=(2, 5) if span < 1.5 else (3,))
         )
-        ax.xaxis.set_minor_formatter(plain)
+        ax.xaxis.set_minor_formatter(_PLAIN)
     else:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
@@ -241,7 +334,7 @@ def spectra(
     eigen, checkpoints = [], []
     for (ax,), (variant, ds) in zip(columns, spectra_by_variant.items(), strict=True):
         _title(ax, variant, ds, ceiling)
-        ax.set_xlabel("conv layer $k$")
+        _depth_ticks(ax, ds, "conv layer")
         ax.set_ylabel("share of filter energy")
         ax.grid(alpha=0.3)
         if ds.sizes.get("layer", 0) == 0:
@@ -286,10 +379,11 @@ def depth_laws(
 
     Markers: measured (mean over seeds, band over seeds), init in grey, trained in the colour of
     the quantity; in the same colour, the fitted law of the trained net (solid) and, where the
-    constant-filter theory applies, the prediction anchored at the first layer (dotted).
+    constant-filter theory applies, the prediction anchored at the first layer (dotted). The
+    legend shows each in the colours of the quantities it is drawn for, and nothing undrawn.
     """
     fig, columns = _panels(len(cubes), 3, 3.0, 2.3)
-    drawn = set()
+    drawn = {"trained": set(), "fitted law": set(), "prediction": set()}  # -> rows drawn in
     for axes, (variant, cube) in zip(columns, cubes.items(), strict=True):
         series = depth_series(at_delta(cube, delta)).sel(condition="original")
         k = series.depth.values
@@ -299,31 +393,39 @@ def depth_laws(
             _band(ax, k, series[quantity].sel(checkpoint="init"), "grey", "--")
             measured = series[quantity].sel(checkpoint=trained)
             _band(ax, k, measured, PALETTE[row], "none")
+            drawn["trained"].add(row)
             fit = fits.sel(
                 variant=variant, quantity=quantity, checkpoint=trained, condition="original"
             )
             if law in LAWS and np.isfinite(float(fit.exponent)):
                 curve = law_curve(k, float(fit.exponent), law)
                 ax.plot(k, float(fit.prefactor) * curve, color=PALETTE[row], lw=1.5)
-                drawn.add("fit")
+                drawn["fitted law"].add(row)
                 first = measured.mean("seed") if "seed" in measured.dims else measured
                 exponent = float(fits.predicted.sel(variant=variant, quantity=quantity))
                 anchor = (float(k[0]), float(first[0]))
                 if _prediction(ax, k, exponent, law, anchor, PALETTE[row]):
-                    drawn.add("prediction")
+                    drawn["prediction"].add(row)
             _law_axes(ax, law)
+            _depth_ticks(ax, series, "layer", labelled=ax is axes[-1], log=law == "power")
             ax.set_ylabel(_SYMBOLS[quantity])
         _title(axes[0], variant, cube, ceiling, f" ({law} law)" if law in LAWS else " (no law)")
-        axes[-1].set_xlabel("layer $k$")
-    handles = [
-        Line2D([], [], color="grey", ls="--", marker="o", ms=3, label="init"),
-        Line2D([], [], color="grey", ls="none", marker="o", ms=3, label="trained"),
-    ]
-    if "fit" in drawn:
-        handles.append(Line2D([], [], color="grey", lw=1.5, label="fitted law"))
-    if "prediction" in drawn:
-        handles.append(Line2D([], [], color="grey", ls=":", lw=1.3, label="prediction"))
-    _legend(fig, handles)
+    styles = {
+        "trained": {"ls": "none", "marker": "o", "ms": 3},
+        "fitted law": {"lw": 1.5},
+        "prediction": {"ls": ":", "lw": 1.3},
+    }
+    handles = [Line2D([], [], color="grey", ls="--", marker="o", ms=3)]
+    labels = ["init"]
+    for label, rows in drawn.items():
+        if rows:  # one sample per quantity it is drawn for, in that quantity's colour
+            handles.append(
+                tuple(Line2D([], [], color=PALETTE[r], **styles[label]) for r in sorted(rows))
+            )
+            labels.append(label)
+    tuples = {tuple: HandlerTuple(ndivide=None, pad=0.2)}
+    fig.legend(handles, labels, handler_map=tuples, handlelength=3.5, **_LEGEND)
+    _make_room(fig)
     return fig
 
 
@@ -402,10 +504,15 @@ def examples(
     image: np.ndarray,
     moved: np.ndarray,
     propagations: Mapping[str, Sequence[np.ndarray]],
+    task: str,
 ) -> Figure:
     """A scale-detection image and its one-pixel moves, and how a two-pixel input spreads through
-    constant-filter nets, layer by layer (paper figure 5, docs/science.md §10)."""
-    fig = Figure(figsize=(3.0 * (2 + len(propagations)), 3.2))
+    constant-filter nets, layer by layer (paper figure 5, docs/science.md §10).
+
+    ``task`` names the image's task and dataset in the figure's title; a colour bar reads the
+    spreading, each layer normalised to its maximum (white: no position left at that layer).
+    """
+    fig = Figure(figsize=(3.0 * (2 + len(propagations)) + 0.6, 3.5), layout="constrained")
     axes = fig.subplots(1, 2 + len(propagations))
     for ax, picture, title in ((axes[0], image, "input"), (axes[1], moved, "after pixel moves")):
         ax.imshow(picture, cmap="Greys", interpolation="nearest")
@@ -418,11 +525,24 @@ def examples(
         for i, a in enumerate(layers):
             grid[i, : len(a)] = a / (a.max() or 1)
         extent = (-0.5, width - 0.5, len(layers) + 0.5, 0.5)
-        ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent)
-        ax.set_title(name, fontsize=9)
+        shown = ax.imshow(
+            grid,
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+            extent=extent,
+        )
+        ax.set_title(f"two pixels through {name}", fontsize=9)
         ax.set_xlabel("position")
         ax.set_ylabel("layer $k$")
-    fig.tight_layout()  # room for the axis labels between and below the panels
+    if propagations:
+        fig.colorbar(shown, ax=axes[2:], label="activation / layer maximum", fraction=0.05)
+    fig.suptitle(
+        f"{task}: an input and its pixel moves; 1-D constant-filter nets (filter F, stride s)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -497,8 +617,8 @@ def _panels(
 
 def _prediction(ax, k, exponent: float, law: str, anchor: tuple[float, float], colour) -> bool:
     """The predicted law as a dotted line in ``colour`` through ``anchor = (k, value)``; whether
-    there is one to draw."""
-    if not (np.isfinite(exponent) and law in LAWS):
+    there is one to draw (a law, and a measured anchor to draw it through)."""
+    if not (np.isfinite(exponent) and law in LAWS and np.isfinite(anchor[1]) and anchor[1] > 0):
         return False
     k = np.asarray(k, dtype=float)
     shape = law_curve(k, exponent, law) / law_curve([anchor[0]], exponent, law)[0]
@@ -506,29 +626,70 @@ def _prediction(ax, k, exponent: float, law: str, anchor: tuple[float, float], c
     return True
 
 
-def _law_axes(ax, law: str) -> None:
-    """Log y; log x too for power laws, so that both laws show as straight lines. A log depth
-    axis is labelled at powers of 2, a log y axis spanning little more than a decade at 1, 2 and
-    5 times powers of 10, both in plain numbers: no crowded minor labels. Call after plotting."""
-    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+_PLAIN = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+"""Tick labels as plain numbers (0.2, not 2 x 10^-1)."""
+
+
+def _log_y(ax) -> None:
+    """Log y, labelled in plain numbers at 1, 2 and 5 times powers of 10 where it spans little
+    more than a decade, at 1 and 3 times up to 3 decades, else at the decades: a few labels,
+    never crowded minor ones. Call after plotting."""
     ax.set_yscale("log")
     low, high = ax.get_ylim()
-    if np.log10(high / low) < 1.5:
-        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(plain)
+    span = np.log10(high / low)
+    if span < 3:
+        subs = (1.0, 2.0, 5.0) if span < 1.5 else (1.0, 3.0)
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=subs))
+        ax.yaxis.set_major_formatter(_PLAIN)
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _law_axes(ax, law: str) -> None:
+    """:func:`_log_y`; log x too for power laws, so that both laws show as straight lines,
+    labelled at powers of 2 in plain numbers. Call after plotting."""
+    _log_y(ax)
     if law == "power":
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2))
-        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_major_formatter(_PLAIN)
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.grid(alpha=0.3, which="both")
 
 
+_LEGEND = {"loc": "center right", "fontsize": 8, "frameon": False}
+
+
+MAX_NAMED = 24
+"""Probe points named on a depth axis; a deeper net's would overlap, and are numbered."""
+
+
+def _depth_ticks(ax, ds, counted: str, *, labelled: bool = True, log: bool = False) -> None:
+    """Tick a depth axis at the layers of ``ds`` (coordinates ``layer`` and ``depth``), labelled
+    with their names (rotated where they would touch) up to :data:`MAX_NAMED` layers, else left
+    numbered; on a log axis only at powers of 2. ``labelled=False`` leaves the labels to the
+    panel below. The axis label says what the depth counts."""
+    depth, names = ds.depth.values, [str(n) for n in ds.layer.values]
+    if len(names) <= MAX_NAMED:
+        at = [i for i, k in enumerate(depth) if not log or np.log2(k).is_integer()]
+        inches = ax.get_position().width * ax.figure.get_figwidth()
+        wide = len(at) * max((len(names[i]) for i in at), default=0) * 0.065 > 0.8 * inches
+        ax.set_xticks(depth[at], [names[i] for i in at], rotation=90 if wide else 0, fontsize=7)
+    ax.tick_params(axis="x", labelbottom=labelled)
+    if labelled:
+        ax.set_xlabel(f"{counted} $k$")
+
+
 def _legend(fig: Figure, handles) -> None:
     """One legend per figure, outside the panels on the right."""
-    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
+    fig.legend(handles=handles, **_LEGEND)
+    _make_room(fig)
+
+
+def _make_room(fig: Figure) -> None:
+    """Lay the panels out beside the legend on the right, as wide as the legend is (a fixed
+    margin let long labels run into the panels' tick labels)."""
+    inches = fig.legends[0].get_window_extent().width / fig.dpi
+    fig.tight_layout(rect=(0, 0, 1 - (inches + 0.1) / fig.get_figwidth(), 1))
 
 
 def save(fig: Figure, paths: Sequence[str | os.PathLike], dpi: int = 150) -> None:

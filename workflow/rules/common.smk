@@ -54,6 +54,7 @@ FITS = f"{RESULTS}/fits/{{experiment}}"
 EXPERIMENT_FIGURES = (
     "training",
     "layerwise",
+    "compare",
     "temperatures",  # only for experiments measured at several temperatures
     "error_vs_sensitivity",
     "spectra",
@@ -278,6 +279,12 @@ def figure_settings_at_delta(wildcards):
     """The figure settings and the analysis displacement, for figures that read the cubes at it
     (so that editing it redraws only those)."""
     return {**figure_settings(wildcards), "delta": CONFIG.analysis["delta"]}
+
+
+def compare_settings(wildcards):
+    """The settings at delta and the keys of the experiment's grid, which lay out the figure."""
+    grid = CONFIG.raw["experiments"][wildcards.experiment].get("grid") or {}
+    return {**figure_settings_at_delta(wildcards), "grid": list(grid)}
 
 
 def summary_inputs(wildcards):

@@ -35,6 +35,24 @@ rule plot_layerwise:
         "../../scripts/plot_layerwise.py"
 
 
+rule plot_compare:
+    input:
+        cubes=experiment_cubes,
+    output:
+        figures=figure_output("compare", "compare", "Layer-wise sensitivities"),
+    log:
+        f"{RESULTS}/logs/plot/{{experiment}}/compare.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/{{experiment}}/compare.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=compare_settings,
+        upstream=upstream_of_cubes,
+    script:
+        "../../scripts/plot_compare.py"
+
+
 rule plot_error_vs_sensitivity:
     input:
         cubes=experiment_cubes,
