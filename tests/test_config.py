@@ -71,6 +71,21 @@ def test_the_shipped_configs_are_valid():
     assert yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
+def test_the_own_data_example_is_valid_on_a_folder_of_images(tmp_path):
+    from tests.workflow_helpers import REPO
+
+    own = read_yaml(REPO / "config" / "own.yaml")
+    with pytest.raises(SettingsError, match=r"datasets\.digits: image folder .* does not exist"):
+        Config(
+            {**own, "datasets": {"digits": {**own["datasets"]["digits"], "root": str(tmp_path)}}}
+        )
+    own["datasets"]["digits"]["root"] = str(write_image_folder(tmp_path / "images"))
+    own["experiments"]["own"]["measure"]["probes"] = 6  # the folder's test images
+    config = Config(own)
+    assert config.variant("own", "resnet18")["model"]["name"] == "torchvision:resnet18"
+    assert config.shapes["digits"].in_channels == 3 and config.shapes["digits"].input_size == 28
+
+
 def test_variants_keep_the_order_of_the_config():
     config = copy.deepcopy(TINY)
     config["experiments"]["tiny"]["variants"] = {"z": {}, "a": {}, "m": {}}

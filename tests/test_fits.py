@@ -76,6 +76,9 @@ def test_depth_series_keeps_relus_and_renumbers():
     )
     series = depth_series(ds)
     assert list(series.layer.values) == ["relu1", "relu2"] and list(series.depth.values) == [1, 2]
+    resnet = ["relu", "layer1.0", "layer1.1", "avgpool", "output"]  # a stem ReLU, then blocks
+    series = depth_series(ds.assign_coords(layer=resnet))
+    assert list(series.layer.values) == resnet[:-1] and list(series.depth.values) == [1, 2, 3, 4]
 
 
 def test_fit_cube_fits_every_checkpoint_and_condition():

@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -450,4 +451,17 @@ def test_an_outside_model_that_cannot_take_the_data_is_refused_by_its_check():
     ):
         check_spec(
             {"name": "torchvision:resnet18"}, dims=2, in_channels=1, num_classes=10, input_size=28
+        )
+
+
+def test_the_documented_probe_points_are_the_registry_s():
+    from pathlib import Path
+
+    science = (Path(__file__).parents[1] / "docs" / "science.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (\d+) \| ([\w., ]+) \|$", science, re.MULTILINE)
+    assert len(rows) == 13
+    for name, count, points in rows:
+        model = build(name, in_channels=3, num_classes=10, input_size=32)
+        assert list(model.probe_points) == points.split(", ") and int(count) == len(
+            points.split(", ")
         )

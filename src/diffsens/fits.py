@@ -13,6 +13,7 @@ replacement, averaged, and refitted.
 from __future__ import annotations
 
 import math
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -139,13 +140,15 @@ def fit_table(fits: xr.Dataset, ceiling: float | None = None) -> pd.DataFrame:
 
 
 def depth_series(ds: xr.Dataset) -> xr.Dataset:
-    """The layers a depth law is fitted on: the ReLU outputs, renumbered k = 1..L.
+    """The layers a depth law is fitted on: the ReLU outputs ``relu<k>``, renumbered k = 1..L.
 
-    Probe points also include pools and the readout, which are not layers of the law; nets with
-    no ReLU probe points keep every point but the output.
+    Probe points also include pools and the readout, which are not layers of the law; nets whose
+    layers are not numbered ReLUs (residual blocks, a stem ``relu``) keep every point but the
+    output.
     """
     names = [str(n) for n in ds.layer.values]
-    keep = [n for n in names if n.startswith("relu")] or [n for n in names if n != "output"]
+    relus = [n for n in names if re.fullmatch(r"relu\d+", n)]
+    keep = relus or [n for n in names if n != "output"]
     return ds.sel(layer=keep).assign_coords(depth=("layer", np.arange(1, len(keep) + 1)))
 
 
