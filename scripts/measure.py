@@ -6,8 +6,9 @@ from diffsens.runtime import start_job
 
 start_job(snakemake)
 
-from diffsens.cubes import measure_run, write_netcdf
+from diffsens.checkpoints import measure_run
 from diffsens.data import PreparedData
+from diffsens.io import write_netcdf
 
 settings = snakemake.params.settings
 folder = Path(snakemake.input.checkpoints)

@@ -60,8 +60,31 @@ def test_measure_writes_a_cube_and_show_reads_it(trained, capsys):
         assert cube.attrs["device"].startswith("cpu") and "git_commit" in cube.attrs
     main(["show", str(out)])
     shown = capsys.readouterr().out
-    assert "R = D / G by layer" in shown and "relu2" in shown and "shuffled" in shown
+    assert "D, G and R = D / G by layer" in shown and "relu2" in shown and "shuffled" in shown
     assert "test error (mean over seeds): init=" in shown
+    with xr.open_dataset(out) as cube:
+        deltas = cube.delta.values
+        smallest = cube.isel(temperature=0).mean("seed")
+    main(["show", str(out), "--delta", str(deltas[0] / 2)])
+    shown = capsys.readouterr().out
+    assert f"(delta = {deltas[0]:.2f} px, the measured one nearest {deltas[0] / 2:g} px)" in shown
+    row = next(line for line in shown.splitlines() if line.startswith("relu2 "))
+    D_init_original = float(row.split()[1])
+    assert D_init_original == pytest.approx(
+        float(smallest.D.sel(layer="relu2", checkpoint="init", condition="original")), rel=1e-2
+    )
+
+
+def test_show_reads_cubes_without_torch(trained):
+    """What makes it answer in about a second: importing torch alone takes seconds."""
+    code = (
+        "import sys; from diffsens.cli import main; "
+        f"main(['show', {str(trained / 'cube.nc')!r}]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "relu2" in result.stdout
 
 
 def test_console_script_is_installed(trained):
@@ -213,7 +236,7 @@ def test_a_plain_state_dict_is_measured_with_its_model_spec(trained, tmp_path):
 
 
 def test_a_torchvision_model_is_trained_and_measured_on_your_own_images(trained, tmp_path):
-    from diffsens.cubes import measure_run
+    from diffsens.checkpoints import measure_run
     from tests.image_folder_fixture import write_image_folder
 
     data = prepare("image_folder", root=str(write_image_folder(tmp_path / "images")), crop=16)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from diffsens.checkpoints import measure_run
 from diffsens.config import Config
-from diffsens.cubes import collect, measure_run
+from diffsens.cubes import collect
 from diffsens.data import prepare
 from diffsens.provenance import RunSettings
 from diffsens.train import train

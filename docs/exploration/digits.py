@@ -1,8 +1,8 @@
 """Which networks and training show the paper's headline on the offline digits (mnist5k)?
 
 For each setting: train with diffsens.train (seeds given), measure init and best at delta = 1 px
-(original and channel-shuffled) with diffsens.cubes.measure_run, and append one row per seed to
-docs/exploration/digits.csv. Rerunning skips the rows already there.
+(original and channel-shuffled) with diffsens.checkpoints.measure_run, and append one row per
+seed to docs/exploration/digits.csv. Rerunning skips the rows already there.
 
     python docs/exploration/digits.py [NAME ...] [--seeds 0 1]
     python docs/exploration/digits.py --table     # the rows so far, as a markdown table
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from diffsens.cubes import measure_run
+from diffsens.checkpoints import measure_run
 from diffsens.data import prepare
 from diffsens.diffeo import temperature_for_displacement
 from diffsens.runtime import tune_allocator

@@ -1,7 +1,7 @@
 """The ``diffsens`` command: the library's measurements outside the workflow.
 
 diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [--model SPEC] [options]
-diffsens show CUBE.nc
+diffsens show CUBE.nc [--delta PIXELS]
 diffsens check-config CONFIG.yaml
 
 The options of ``measure`` are the ``measure`` settings of the schema (diffsens.settings), with
@@ -127,8 +127,18 @@ def _parser() -> argparse.ArgumentParser:
         if key not in _POSITIONAL:
             _add_setting(m, key, spec)
 
-    s = commands.add_parser("show", help="print a readable summary of a cube")
+    s = commands.add_parser(
+        "show",
+        help="print what a cube holds and D, G, R by layer",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     s.add_argument("cube", type=Path)
+    s.add_argument(
+        "--delta",
+        type=float,
+        default=settings.defaults("analysis")["delta"],
+        help="typical displacement in pixels: the table is at the measured temperature nearest it",
+    )
 
     c = commands.add_parser(
         "check-config", help="check a workflow config file, as the workflow does before any job"
@@ -151,7 +161,8 @@ def _load_data(text: str):
 
 
 def _measure(args) -> None:
-    from diffsens.cubes import collect, measure_run, write_netcdf
+    from diffsens.checkpoints import measure_run
+    from diffsens.cubes import collect, write_netcdf
 
     group = settings.group("measure")["properties"]
     values = {key: getattr(args, key) for key in group if key not in _POSITIONAL}
@@ -183,7 +194,7 @@ def _show(args) -> None:
     from diffsens.io import open_cubes
 
     (cube,) = open_cubes([args.cube]).values()
-    print(summary(cube))
+    print(summary(cube, args.delta))
 
 
 def _check_config(args) -> None:

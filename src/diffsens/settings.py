@@ -3,9 +3,10 @@
 The schema holds each settings group (``training``, ``measure``, ``analysis``, ``theory``,
 ``figures``, one per dataset source, the model name) with every key's type, bounds, choices,
 default and description. Everything else is derived from it: :func:`resolve` checks a group and
-fills its defaults for the library (``diffsens.train.train``, ``diffsens.cubes.measure_run``), the
-``diffsens`` command builds its options from it, and the workflow validates its whole config
-against it. Adding a setting is a change to the schema alone.
+fills its defaults for the library (``diffsens.train.train``,
+``diffsens.checkpoints.measure_run``), the ``diffsens`` command builds its options from it, and
+the workflow validates its whole config against it. Adding a setting is a change to the schema
+alone.
 
 Errors name the offending key by its path (``experiments.mnist.training.lr``) and say what was
 expected; every error of a config is reported at once. This module does not import torch.
