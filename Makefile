@@ -23,8 +23,10 @@ run: $(STAMP)
 report: run
 	$(BIN)/snakemake --report results/report.html
 
+# Test files run in parallel, a file to a worker (the slow workflow tests share a module's run);
+# workers wait on SLURM and on job start-ups while others compute.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -126,8 +126,16 @@ def test_temperatures():
         "δ = 0.50 px",
         "δ = 1.50 px",
         "init",
-        "trained",
+        "trained (best)",
     }
+    last = small_cube(0).assign_coords(checkpoint=["init", "last"])  # drawn dash-dotted
+    fig = plots.temperatures({"a": last})
+    styles = {
+        t.get_text(): h.get_linestyle()
+        for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles, strict=True)
+    }
+    drawn = {line.get_linestyle() for line in labelled(fig)[0].get_lines()}
+    assert styles["trained (last)"] == "-." and styles["init"] == "--" and drawn == {"-.", "--"}
 
 
 def test_error_vs_sensitivity_colours_by_noise_when_given():

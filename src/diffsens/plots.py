@@ -223,9 +223,11 @@ def temperatures(
         Line2D([], [], color=cmap(i / max(1, len(deltas) - 1)), label=f"δ = {d:.2f} px")
         for i, d in enumerate(deltas)
     ]
+    trained = sorted({trained_checkpoint(cube) for cube in cubes.values()})
+    handles += [Line2D([], [], color="grey", ls="--", label="init")]
     handles += [
-        Line2D([], [], color="grey", ls="--", label="init"),
-        Line2D([], [], color="grey", label="trained"),
+        Line2D([], [], color="grey", ls=_STYLE.get(name, "-"), label=f"trained ({name})")
+        for name in trained
     ]
     _legend(fig, handles)
     return fig
