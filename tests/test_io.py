@@ -76,13 +76,16 @@ def test_torch_files_round_trip_and_refuse_corruption(tmp_path):
         load_torch(tmp_path / "missing.pt", "checkpoint")
 
 
-def test_files_without_checksum_are_refused_unless_allowed(tmp_path):
+def test_files_without_checksum_are_refused_unless_a_plain_state_dict_is_allowed(tmp_path):
     torch.save({"w": torch.ones(2)}, tmp_path / "plain.pt")
     with pytest.raises(CorruptedFile, match="has no checksum"):
         load_torch(tmp_path / "plain.pt", "checkpoint")
     assert torch.equal(
-        load_torch(tmp_path / "plain.pt", "state dict", checked=False)["w"], torch.ones(2)
+        load_torch(tmp_path / "plain.pt", "checkpoint", state_dict=True)["w"], torch.ones(2)
     )
+    torch.save({"w": torch.ones(2), "epoch": 3}, tmp_path / "other.pt")  # not tensors alone
+    with pytest.raises(CorruptedFile, match=r"has no checksum .*or a plain state_dict \(torch"):
+        load_torch(tmp_path / "other.pt", "checkpoint", state_dict=True)
 
 
 def test_netcdf_reads_name_the_problem(tmp_path):
