@@ -78,8 +78,10 @@ def train(
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     run = _Run(model_spec, data, cfg, seed, Path(out_dir))
     run.announce()
+    found = (run.state_dir / "state.pt").exists()
     if not run.restore():
-        run = _Run(model_spec, data, cfg, seed, Path(out_dir))  # nothing of a discarded state
+        if found:  # a discarded state may have reached the model or the random streams
+            run = _Run(model_spec, data, cfg, seed, Path(out_dir))
         run.begin()
     if not run.finished:
         run.fit()
