@@ -214,7 +214,7 @@ def test_a_plain_state_dict_is_measured_with_its_model_spec(trained, tmp_path):
         main(["measure", str(tmp_path / "weights.pt"), *arguments])
     with pytest.raises(
         SystemExit,
-        match=r"does not hold the weights of model \{'depth': 3, .*Missing key\(s\) in state_dict: \"conv3",
+        match=r"does not hold the weights of model \{'depth': 3, .*\} built for 1 input channel\(s\), inputs of size 28 and 10 output\(s\): 2 missing \(conv3.weight, conv3.bias\)",
     ):
         main(
             [
@@ -233,6 +233,31 @@ def test_a_plain_state_dict_is_measured_with_its_model_spec(trained, tmp_path):
         )
     with pytest.raises(SystemExit, match=r"holds model .*simple_cnn.*, not \{'name': 'fc2'\}"):
         main(["measure", str(trained / "run/checkpoints/init.pt"), "--model", "fc2", *arguments])
+    colour = build_spec(spec, in_channels=3, num_classes=10, input_size=28)  # for RGB images
+    torch.save(colour.state_dict(), tmp_path / "rgb.pt")
+    model = "{name: simple_cnn, depth: 2, width: 8}"
+    with pytest.raises(
+        SystemExit,
+        match=r"1 of another shape \(conv1.weight is \[8, 3, 3, 3\] in the file, \[8, 1, 3, 3\] in the model\)",
+    ):
+        main(["measure", str(tmp_path / "rgb.pt"), "--model", model, *arguments])
+    with pytest.raises(SystemExit, match=r"model 'simple_cnn' has no option\(s\) \['widht'\]"):
+        main(
+            [
+                "measure",
+                str(tmp_path / "weights.pt"),
+                "--model",
+                "{name: simple_cnn, widht: 8}",
+                *arguments,
+            ]
+        )
+
+
+def test_displacements_are_given_as_numbers(trained):
+    measure(trained, "--data", str(trained / "digits.pt"), "--probes", "10", "--deltas", "1", "0.5")
+    with xr.open_dataset(trained / "x.nc") as cube:
+        np.testing.assert_allclose(sorted(cube.delta.values), [0.5, 1.0], rtol=1e-6)
+    (trained / "x.nc").unlink()
 
 
 def test_a_torchvision_model_is_trained_and_measured_on_your_own_images(trained, tmp_path):

@@ -358,7 +358,10 @@ def test_an_unreadable_image_is_named(tmp_path):
     root = write_image_folder(tmp_path)
     (root / "train" / "cat" / "0.png").write_bytes(b"not an image")
     data_shape("image_folder", root=str(root))  # the listing alone cannot tell
-    with pytest.raises(DatasetUnavailable, match=r"cannot identify image file .*cat/0\.png"):
+    with pytest.raises(
+        DatasetUnavailable,
+        match=r"image folder .*train': '.*cat/0\.png' cannot be read as an image \(UnidentifiedImageError\); replace or",
+    ):
         prepare("image_folder", root=str(root))
 
 

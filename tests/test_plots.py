@@ -91,7 +91,15 @@ def test_compare_draws_every_variant_in_one_panel_per_quantity():
         assert styles == [(c, ls) for c in plots.PALETTE[:2] for ls in ("--", "-")]
     assert tick_labels(axes[0]) == ["relu1", "relu2", "relu3", "output"]  # the same probe points
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["a", "b", "init", "trained (best)"]
+    errors = [float(c.test_error.sel(checkpoint="best").mean()) for c in cubes.values()]
+    assert labels == [
+        f"a ({errors[0]:.1%} error)",
+        f"b ({errors[1]:.1%} error)",
+        "init",
+        "trained (best)",
+    ]
+    delta = float(plots.at_delta(cubes["a"], 1.0).delta)
+    assert fig._suptitle.get_text().startswith(f"original nets at δ = {delta:.2f} px")
 
 
 def test_compare_lays_a_grid_out_in_rows_of_one_colour_per_architecture():

@@ -126,17 +126,17 @@ def measure_run(
     )
     by_checkpoint = []
     bar = terminal_progress(None, "measuring", total=len(loaded) * len(cfg["conditions"]))
-    for name, (model, _) in loaded.items():
+    for name, (trained, _) in loaded.items():
         by_condition = []
         for condition in cfg["conditions"]:
             bar.set_postfix_str(f"{name}, {condition}")
             start = time.perf_counter()
-            net = model if condition == "original" else shuffle_channels(model, seed=seed)
+            net = trained if condition == "original" else shuffle_channels(trained, seed=seed)
             result = measure(
                 net,
                 images,
                 temperatures=temperatures,
-                layers=model.probe_points,
+                layers=trained.probe_points,
                 seed=seed,
                 **options,
             )

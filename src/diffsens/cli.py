@@ -36,6 +36,10 @@ def _checkpoint(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+_TYPES = {"integer": int, "number": float}
+"""Python types of the schema's numeric types; anything else is read as a string."""
+
+
 def _add_setting(parser: argparse.ArgumentParser, key: str, spec: dict) -> None:
     """One option for one setting, typed by its schema."""
     kinds = spec.get("type")
@@ -46,11 +50,12 @@ def _add_setting(parser: argparse.ArgumentParser, key: str, spec: dict) -> None:
     elif "boolean" in kinds:
         option.update(action=argparse.BooleanOptionalAction)
     elif "array" in kinds:
-        option.update(nargs="+", choices=spec["items"].get("enum"))
+        items = spec["items"]
+        option.update(nargs="+", choices=items.get("enum"), type=_TYPES.get(items.get("type"), str))
     elif "enum" in spec:
         option.update(choices=spec["enum"])
     else:
-        option.update(type={"integer": int, "number": float}.get(next(iter(kinds - {"null"})), str))
+        option.update(type=_TYPES.get(next(iter(kinds - {"null"})), str))
     help_text = spec["description"].strip().replace("%", "%%")
     parser.add_argument(
         f"--{key.replace('_', '-')}", help=f"{help_text} (default: %(default)s)", **option
@@ -90,12 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffsens", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    m = commands.add_parser(
-        "measure",
-        help="measure D, G, R of saved checkpoints into a cube",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    m = commands.add_parser("measure", help="measure D, G, R of saved checkpoints into a cube")
+    m.add_argument(
+        "checkpoints",
+        nargs="+",
+        type=_checkpoint,
+        metavar="[NAME=]CHECKPOINT",
+        help="checkpoint files of one training run (diffsens checkpoints, or plain state dicts "
+        "with --model), each named NAME in the cube (default: its file name without .pt)",
     )
-    m.add_argument("checkpoints", nargs="+", type=_checkpoint, metavar="[NAME=]CHECKPOINT")
     m.add_argument(
         "--data",
         required=True,
@@ -127,23 +135,20 @@ def _parser() -> argparse.ArgumentParser:
         if key not in _POSITIONAL:
             _add_setting(m, key, spec)
 
-    s = commands.add_parser(
-        "show",
-        help="print what a cube holds and D, G, R by layer",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    s.add_argument("cube", type=Path)
+    s = commands.add_parser("show", help="print what a cube holds and D, G, R by layer")
+    s.add_argument("cube", type=Path, help="a cube (.nc) of the workflow or of diffsens measure")
     s.add_argument(
         "--delta",
         type=float,
         default=settings.defaults("analysis")["delta"],
-        help="typical displacement in pixels: the table is at the measured temperature nearest it",
+        help="typical displacement in pixels: the table is at the measured temperature nearest "
+        "it (default: %(default)s)",
     )
 
     c = commands.add_parser(
         "check-config", help="check a workflow config file, as the workflow does before any job"
     )
-    c.add_argument("config", type=Path)
+    c.add_argument("config", type=Path, help="a workflow config (YAML)")
     return parser
 
 
@@ -220,7 +225,13 @@ def main(argv: list[str] | None = None) -> None:
     command = {"measure": _measure, "show": _show, "check-config": _check_config}[args.command]
     try:
         command(args)
-    except (settings.SettingsError, CorruptedFile, FileNotFoundError, ValueError) as error:
+    except (
+        settings.SettingsError,
+        CorruptedFile,
+        FileNotFoundError,
+        ValueError,
+        TypeError,
+    ) as error:
         raise SystemExit(f"diffsens {args.command}: {error}") from None
 
 

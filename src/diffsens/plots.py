@@ -19,6 +19,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from diffsens.fits import at_delta, depth_series, trained_checkpoint, trained_error
 from diffsens.io import write_atomically
@@ -98,7 +99,7 @@ def layerwise(
             ax.grid(alpha=0.3, which="both")
             ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         _title(axes[0], variant, cube, ceiling, f"  (δ = {float(cube.delta):.2f} px)")
-    handles = [Line2D([], [], color=PALETTE[i], label=c) for i, c in enumerate(conditions)]
+    handles = [Patch(color=PALETTE[i], label=c) for i, c in enumerate(conditions)]  # any line
     handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
     _legend(fig, handles)
     return fig
@@ -172,13 +173,23 @@ def compare(
             axes[-1].annotate(
                 row, (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=9
             )
+    errors = (
+        {v: f" ({trained_error(c):.1%} error)" for v, c in cubes.items()} if not row_keys else {}
+    )
     handles = [
-        Line2D([], [], ms=3, label=group, **_group_style(g)) for g, group in enumerate(groups)
+        Line2D([], [], ms=3, label=group + errors.get(group, ""), **_group_style(g))
+        for g, group in enumerate(groups)
     ]
     handles += [
         Line2D([], [], color="grey", ls="--", label="init"),
         Line2D([], [], color="grey", label=f"trained ({', '.join(sorted(trained_names))})"),
     ]
+    measured = float(at_delta(first, delta).delta)
+    fig.suptitle(
+        f"original nets at δ = {measured:.2f} px (the measured one nearest {delta:g} px), "
+        "mean over seeds",
+        fontsize=10,
+    )
     if faint:
         handles.append(
             Line2D([], [], color="grey", alpha=0.3, label=f"undertrained (> {ceiling:.0%} error)")

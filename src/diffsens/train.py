@@ -133,15 +133,36 @@ def load_checkpoint(
             "checkpoint",
             f"has format {checkpoint.get('format')!r}, not {CHECKPOINT_FORMAT} (docs/formats.md)",
         )
-    model = build_spec(checkpoint["model"], **checkpoint["data_shape"])
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:  # another network's weights
+    shape = checkpoint["data_shape"]
+    model = build_spec(checkpoint["model"], **shape)
+    differences = _differences(model.state_dict(), checkpoint["state_dict"])
+    if differences:  # another network's weights, or a network made for other data
         raise ValueError(
             f"checkpoint {os.fspath(path)!r} does not hold the weights of model "
-            f"{checkpoint['model']} ({' '.join(str(error).split())[:500]})"
-        ) from None
+            f"{checkpoint['model']} built for {shape['in_channels']} input channel(s), inputs "
+            f"of size {shape['input_size']} and {shape['num_classes']} output(s): {differences}"
+        )
+    model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval(), checkpoint
+
+
+def _differences(expected: dict, given: dict) -> str:
+    """What a file's weights lack, add or shape otherwise than a model's, in a few words."""
+    shaped = [
+        f"{key} is {list(given[key].shape)} in the file, {list(value.shape)} in the model"
+        for key, value in expected.items()
+        if key in given and given[key].shape != value.shape
+    ]
+    found = {
+        "missing": [key for key in expected if key not in given],
+        "not in the model": [key for key in given if key not in expected],
+        "of another shape": shaped,
+    }
+    return "; ".join(
+        f"{len(keys)} {what} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+        for what, keys in found.items()
+        if keys
+    )
 
 
 class _Run:

@@ -309,9 +309,14 @@ def summary_settings(wildcards):
 
 def swept(experiment):
     """Whether some variant is measured at several temperatures (smooth diffeomorphisms)."""
+
+    def several(measure):
+        values = measure.get("deltas") or measure.get("temperatures") or 1  # a count, or values
+        count = values if isinstance(values, int) else len(values)
+        return measure["deformation"] == "diffeo" and count > 1
+
     return any(
-        CONFIG.variant(experiment, v)["measure"]["deformation"] == "diffeo"
-        for v in variants(experiment)
+        several(CONFIG.variant(experiment, v)["measure"]) for v in variants(experiment)
     )
 
 
@@ -323,6 +328,10 @@ def final_outputs():
         for name in EXPERIMENT_FIGURES:
             if name != "temperatures" or swept(experiment):
                 outputs += [f.format(experiment=experiment) for f in figure_files(name)]
-    outputs += [f"{RESULTS}/summary.csv", f"{RESULTS}/theory/fits.csv"]
-    outputs += figure_files("constant_filters", "") + figure_files("examples", "")
+    outputs += [f"{RESULTS}/summary.csv"]
+    if CONFIG.theory[
+        "networks"
+    ]:  # the constant-filter model, and the figure illustrating it
+        outputs += [f"{RESULTS}/theory/fits.csv"]
+        outputs += figure_files("constant_filters", "") + figure_files("examples", "")
     return outputs

@@ -231,9 +231,14 @@ def image_folder(
     for split in (train, test):
         folder = ImageFolder(os.path.join(os.fspath(root), split), transform=pipeline)
         relabel = torch.tensor([classes.index(c) for c in folder.classes])
-        try:
-            images = torch.stack([image for image, _ in folder])
-        except OSError as error:  # an unreadable image file
-            raise DatasetUnavailable(f"image folder {folder.root!r}: {error}") from None
-        splits.append((images, relabel[torch.tensor(folder.targets)]))
+        images = []
+        for index, (path, _) in enumerate(folder.samples):
+            try:
+                images.append(folder[index][0])
+            except OSError as error:  # not an image, or a damaged one
+                raise DatasetUnavailable(
+                    f"image folder {folder.root!r}: {path!r} cannot be read as an image "
+                    f"({type(error).__name__}); replace or remove it"
+                ) from None
+        splits.append((torch.stack(images), relabel[torch.tensor(folder.targets)]))
     return tuple(splits)
