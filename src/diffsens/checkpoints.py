@@ -126,17 +126,17 @@ def measure_run(
     )
     by_checkpoint = []
     bar = terminal_progress(None, "measuring", total=len(loaded) * len(cfg["conditions"]))
-    for name, (trained, _) in loaded.items():
+    for name, (network, _) in loaded.items():
         by_condition = []
         for condition in cfg["conditions"]:
             bar.set_postfix_str(f"{name}, {condition}")
             start = time.perf_counter()
-            net = trained if condition == "original" else shuffle_channels(trained, seed=seed)
+            net = network if condition == "original" else shuffle_channels(network, seed=seed)
             result = measure(
                 net,
                 images,
                 temperatures=temperatures,
-                layers=trained.probe_points,
+                layers=network.probe_points,
                 seed=seed,
                 **options,
             )
