@@ -311,7 +311,9 @@ def swept(experiment):
     """Whether some variant is measured at several temperatures (smooth diffeomorphisms)."""
 
     def several(measure):
-        values = measure.get("deltas") or measure.get("temperatures") or 1  # a count, or values
+        values = (
+            measure.get("deltas") or measure.get("temperatures") or 1
+        )  # a count, or values
         count = values if isinstance(values, int) else len(values)
         return measure["deformation"] == "diffeo" and count > 1
 
