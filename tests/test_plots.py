@@ -337,3 +337,9 @@ def test_training_curves_draw_every_seed_and_the_ceiling():
     np.testing.assert_array_equal(loss.lines[0].get_xdata(), [1, 2, 3, 4])  # no loss at init
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["a", "b", "test error", "train error", "error ceiling"]
+    stopped = history(0, 3)
+    stopped["train_loss"][-1] = 0.0  # stopped at zero loss: no place on a log axis
+    loss = plots.training_curves({"a": [stopped]}).axes[0]
+    marker = loss.lines[-1]
+    assert marker.get_marker() == "v" and list(marker.get_xdata()) == [3]
+    assert marker.get_transform() == loss.get_xaxis_transform() and list(marker.get_ydata()) == [0]

@@ -574,13 +574,26 @@ def training_curves(
     """
     fig = Figure(figsize=(11, 3.3))
     loss_ax, error_ax, lr_ax = fig.subplots(1, 3)
-    handles = []
+    handles, zeros = [], False
     for i, (variant, runs) in enumerate(histories.items()):
         colour = PALETTE[i % len(PALETTE)]
         for history in runs:
             epochs = history.epoch.values
             trained = epochs > 0
-            loss_ax.plot(epochs[trained], history.train_loss.values[trained], color=colour, lw=1)
+            loss = history.train_loss.values
+            loss_ax.plot(epochs[trained], loss[trained], color=colour, lw=1)
+            zero = trained & (loss == 0)  # off a log axis: marked on its bottom edge instead
+            if zero.any():
+                zeros = True
+                bottom = loss_ax.get_xaxis_transform()
+                loss_ax.plot(
+                    epochs[zero],
+                    0 * epochs[zero],
+                    "v",
+                    color=colour,
+                    transform=bottom,
+                    clip_on=False,
+                )
             error_ax.plot(epochs, history.test_error.values, color=colour, lw=1.2)
             error_ax.plot(
                 epochs[trained], history.train_error.values[trained], color=colour, lw=1, ls=":"
@@ -594,7 +607,10 @@ def training_curves(
     if ceiling is not None:
         error_ax.axhline(ceiling, color="#C00000", ls="--", lw=0.8)
         handles.append(Line2D([], [], color="#C00000", ls="--", lw=0.8, label="error ceiling"))
+    if zeros:
+        handles.append(Line2D([], [], color="grey", marker="v", ls="none", label="zero loss"))
     loss_ax.set_yscale("log", nonpositive="mask")  # a hinge loss may reach 0
+    lr_ax.set_ylim(bottom=0)  # a constant rate is a flat line, not a zoom on rounding
     for ax, label in ((loss_ax, "training loss"), (error_ax, "error"), (lr_ax, "learning rate")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
