@@ -73,7 +73,8 @@ def measure_run(
     """
     given = {key: value for key, value in (settings or {}).items() if key != "checkpoints"}
     cfg = {**resolve("measure", given), "checkpoints": list(checkpoints)}  # any names here
-    problems = [f"{key}: {problem}" for key, problem in measure_conflicts(cfg, data.shape)]
+    shape = data.shape
+    problems = [f"{key}: {problem}" for key, problem in measure_conflicts(cfg, shape)]
     paths = [Path(path).resolve() for path in checkpoints.values()]
     if len(set(paths)) < len(paths):
         problems.append(f"checkpoints: the same file is given twice ({dict(checkpoints)})")
@@ -93,14 +94,8 @@ def measure_run(
         temperatures = log_spaced_temperatures(n, cfg["cut"], temperatures)
     options = {key: value for key, value in cfg.items() if key not in _SAMPLING}
     dataset = data.describe()
-    shape = data.shape
-    data_shape = {
-        "in_channels": shape.in_channels,
-        "num_classes": shape.num_classes,
-        "input_size": shape.input_size,
-    }
     loaded = {
-        name: load_checkpoint(path, device, model=model, data_shape=data_shape)
+        name: load_checkpoint(path, device, model=model, data_shape=shape.network)
         for name, path in checkpoints.items()
     }
     training_seed, run_settings = _one_run(checkpoints, loaded)

@@ -289,9 +289,11 @@ class Config:
             shape = self.shapes.get(self.dataset_of(experiment))
             if "name" not in spec:
                 continue
-            external = is_external(spec["name"])  # its options are checked by building it
-            options = {} if external else model_options(spec["name"])
-            unknown = [key for key in spec if key not in ("name", *options) and not external]
+            if is_external(spec["name"]):  # its options are checked by building it
+                options, unknown = {}, []
+            else:
+                options = model_options(spec["name"])
+                unknown = [key for key in spec if key not in ("name", *options)]
             for key in unknown:
                 where = self._where(experiment, variant, "model", key)
                 problem = f"model {spec['name']!r} has no option {key!r}; its options are "
@@ -301,13 +303,7 @@ class Config:
             key = repr((spec, shape))
             if key not in checked:
                 try:
-                    check_spec(
-                        spec,
-                        dims=shape.dims,
-                        in_channels=shape.in_channels,
-                        num_classes=shape.num_classes,
-                        input_size=shape.input_size,
-                    )
+                    check_spec(spec, dims=shape.dims, **shape.network)
                     checked[key] = ""
                 except (TypeError, ValueError, RuntimeError) as error:  # (too big to allocate)
                     checked[key] = str(error)

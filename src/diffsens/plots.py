@@ -141,12 +141,13 @@ def compare(
     named = len({tuple(map(str, cube.layer.values)) for cube in cubes.values()}) == 1
     fig = Figure(figsize=(3 * 3.0 + 1.8, 2.4 * len(rows) + 0.6))
     panels = fig.subplots(len(rows), 3, squeeze=False, sharex=True, sharey="col")
+    errors = {v: trained_error(cube) for v, cube in cubes.items()}
     trained_names, faint = set(), False
     for variant, cube in cubes.items():
         style = _group_style(groups.index(colour_by[variant]))
         trained = trained_checkpoint(cube)
         trained_names.add(trained)
-        under = ceiling is not None and trained_error(cube) > ceiling
+        under = ceiling is not None and errors[variant] > ceiling
         faint |= under
         depth = cube.depth.values
         x = depth if named else depth / depth.max()
@@ -173,23 +174,22 @@ def compare(
             axes[-1].annotate(
                 row, (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=9
             )
-    errors = (
-        {v: f" ({trained_error(c):.1%} error)" for v, c in cubes.items()} if not row_keys else {}
-    )
-    handles = [
-        Line2D([], [], ms=3, label=group + errors.get(group, ""), **_group_style(g))
-        for g, group in enumerate(groups)
-    ]
-    handles += [
-        Line2D([], [], color="grey", ls="--", label="init"),
-        Line2D([], [], color="grey", label=f"trained ({', '.join(sorted(trained_names))})"),
-    ]
     measured = float(at_delta(first, delta).delta)
     fig.suptitle(
         f"original nets at δ = {measured:.2f} px (the measured one nearest {delta:g} px), "
         "mean over seeds",
         fontsize=10,
     )
+    # a variant of its own colour (no rows) says its test error
+    noted = {} if row_keys else {v: f" ({error:.1%} error)" for v, error in errors.items()}
+    handles = [
+        Line2D([], [], ms=3, label=group + noted.get(group, ""), **_group_style(g))
+        for g, group in enumerate(groups)
+    ]
+    handles += [
+        Line2D([], [], color="grey", ls="--", label="init"),
+        Line2D([], [], color="grey", label=f"trained ({', '.join(sorted(trained_names))})"),
+    ]
     if faint:
         handles.append(
             Line2D([], [], color="grey", alpha=0.3, label=f"undertrained (> {ceiling:.0%} error)")

@@ -173,11 +173,7 @@ class _Run:
         self.state_dir = out / "state"
         self.device = pick_device(cfg["device"])
         shape = data.shape
-        self.data_shape = {
-            "in_channels": shape.in_channels,
-            "num_classes": shape.num_classes,
-            "input_size": shape.input_size,
-        }
+        self.data_shape = shape.network
         dataset = data.describe()
         # Everything that determines the run; a saved state with another identity is not resumed.
         self.identity = canonical(

@@ -311,9 +311,8 @@ def swept(experiment):
     """Whether some variant is measured at several temperatures (smooth diffeomorphisms)."""
 
     def several(measure):
-        values = (
-            measure.get("deltas") or measure.get("temperatures") or 1
-        )  # a count, or values
+        # deltas: values, or None; temperatures: a count, or values (none for pixel moves)
+        values = measure.get("deltas") or measure.get("temperatures") or 1
         count = values if isinstance(values, int) else len(values)
         return measure["deformation"] == "diffeo" and count > 1
 

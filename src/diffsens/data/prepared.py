@@ -51,6 +51,16 @@ class DataShape:
     n_test: int
     sparse: bool = False
 
+    @property
+    def network(self) -> dict[str, int]:
+        """What a network is built for (the shape arguments of ``diffsens.models.build``, which
+        checkpoints record as ``data_shape``)."""
+        return {
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+            "input_size": self.input_size,
+        }
+
 
 @dataclass(frozen=True)
 class PreparedData:
@@ -174,15 +184,15 @@ def _mnist5k(n_test: int, seed: int) -> PreparedData:
 
 
 def _image_folder(**settings) -> PreparedData:
-    classes, _, _ = sources.image_folder_classes(
-        settings["root"], settings["train"], settings["test"]
-    )
     options = {key: settings[key] for key in ("train", "test", "resize", "crop", "channels")}
     splits = sources.image_folder(settings["root"], **options)
+    (train_images, train_labels), _ = splits
     statistics = (settings["mean"], settings["std"])
     if settings["mean"] is None:
-        statistics = channel_statistics(splits[0][0])
-    return _images("image_folder", splits, settings, statistics, num_classes=len(classes))
+        statistics = channel_statistics(train_images)
+    # Labels index the training classes, each of which holds images (an empty one is refused).
+    classes = int(train_labels.max()) + 1
+    return _images("image_folder", splits, settings, statistics, num_classes=classes)
 
 
 def _scale_detection_2d(**settings) -> PreparedData:
