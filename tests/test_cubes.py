@@ -2,13 +2,15 @@
 
 import numpy as np
 import pytest
+import torch
 
 from diffsens.checkpoints import measure_run
 from diffsens.config import Config
 from diffsens.cubes import collect
-from diffsens.data import prepare
+from diffsens.data import add_noise, prepare, probe_set
 from diffsens.provenance import RunSettings
-from diffsens.train import train
+from diffsens.sensitivity import measure
+from diffsens.train import evaluate, load_checkpoint, train
 
 SIGNALS = {
     "datasets": {"signals": {"source": "scale_detection_1d", "n_train": 64, "n_test": 32}},
@@ -66,3 +68,45 @@ def test_collect_refuses_seeds_made_otherwise(runs):
     }
     with pytest.raises(ValueError, match="seed 1 was made with other settings than seed 0"):
         collect({0: runs[0], 1: other})
+
+
+def test_the_noisy_condition_probes_and_tests_with_the_training_noise(tmp_path):
+    """The authors' way for nets trained on noise: the same probes carrying the training noise,
+    and the test error on the test set carrying it; with no training noise, the original."""
+    config = Config(SIGNALS)
+    settings = config.variant("moves", "net")
+    source = dict(config.datasets["signals"])
+    data = prepare(source.pop("source"), **source)
+    measure_settings = {**settings["measure"], "conditions": ["original", "noisy"]}
+    for noise in (0.0, 3.0):
+        training = {**settings["training"], "training_noise": noise}
+        folder = tmp_path / str(noise)
+        train(settings["model"], data, training, folder, seed=0)
+        checkpoints = {"last": folder / "checkpoints" / "last.pt"}
+        run = measure_run(checkpoints, data, measure_settings, seed=0)
+        original = run.sel(condition="original", checkpoint="last")
+        noisy = run.sel(condition="noisy", checkpoint="last")
+        if noise == 0:
+            assert np.array_equal(noisy.D, original.D) and np.array_equal(noisy.G, original.G)
+            assert run.noisy_test_error.equals(run.test_error)
+            continue
+        net, _ = load_checkpoint(checkpoints["last"])
+        probes, _ = probe_set(data, 16, seed=0, noise=noise)
+        clean, _ = probe_set(data, 16, seed=0)
+        assert not torch.equal(probes, clean)
+        by_hand = measure(
+            net,
+            probes,
+            temperatures=None,
+            layers=net.probe_points,
+            seed=0,
+            deformation="pixel_move",
+            block=32,
+        )
+        np.testing.assert_allclose(noisy.D.squeeze(), by_hand.D.squeeze(), rtol=1e-12)
+        np.testing.assert_allclose(noisy.G.squeeze(), by_hand.G.squeeze(), rtol=1e-12)
+        noisy_test = add_noise(data.test_images, noise, torch.Generator().manual_seed(0))
+        cfg = {"eval_batch_size": 1000, "loss": "hinge"}
+        expected = evaluate(net, noisy_test, data.test_labels, cfg, torch.device("cpu"))
+        assert float(run.noisy_test_error.sel(checkpoint="last")) == expected
+        assert "noise (norm 3)" in run.noisy_test_error.attrs["long_name"]

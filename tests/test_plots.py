@@ -157,7 +157,12 @@ def test_error_vs_sensitivity_colours_by_noise_when_given():
         decades = np.log10(values.max() / values.min())
         assert ax.get_xscale() == ("log" if decades > 1.1 else "linear" if decades < 0.9 else "")
     assert axes[0].get_ylabel() == "test error"
-    assert any(ax.get_ylabel() == "noise" for ax in fig.axes)  # the colour bar
+    (bar,) = [ax for ax in fig.axes if ax.get_ylabel() == "noise"]
+    fig.canvas.draw()
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["0", "1", "10"]  # 0 shown as 0
+    means = [c for c in axes[0].collections if c.get_sizes()[0] > 20]  # one per variant
+    colours = [tuple(c.get_facecolor()[0]) for c in means]
+    assert len(set(colours)) == 3  # a colour per level
 
 
 def test_spectra_and_empty_spectra():
@@ -343,3 +348,30 @@ def test_training_curves_draw_every_seed_and_the_ceiling():
     marker = loss.lines[-1]
     assert marker.get_marker() == "v" and list(marker.get_xdata()) == [3]
     assert marker.get_transform() == loss.get_xaxis_transform() and list(marker.get_ydata()) == [0]
+
+
+def test_claims_colour_every_cell_by_its_verdict_and_give_the_interval():
+    from matplotlib.patches import Rectangle
+
+    from diffsens.claims import ExperimentResults, at_delta, evaluate_claims
+
+    def three_seeds(cube):  # enough for a verdict
+        extra = (cube.isel(seed=[0]) * 1.1).assign_coords(seed=[2])
+        return xr.concat([cube, extra], "seed", combine_attrs="override")
+
+    cubes = {f"v{i}": three_seeds(small_cube(i)) for i in range(3)}
+    table = evaluate_claims({"e": ExperimentResults(cubes)}, bootstrap=100)
+    fig = plots.claims(table, delta=1.5)
+    (ax,) = fig.axes
+    shown = at_delta(table, 1.5)
+    cells = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(cells) == len(shown)
+    colours = {matplotlib.colors.to_hex(c.get_facecolor()) for c in cells}
+    expected = {plots.VERDICT_COLOURS[v].lower() for v in shown.verdict}
+    assert colours == expected
+    texts = [t.get_text() for t in ax.texts]
+    held = shown[shown.verdict == "holds"].iloc[0]
+    assert f"holds\n{held.estimate:.3g}\n[{held.low:.3g}, {held.high:.3g}]" in texts
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "D_falls_with_training (D)" in labels and "spatial_pooling" in labels
+    assert "δ = 1.5 px" in fig._suptitle.get_text()

@@ -49,7 +49,14 @@ EXPERIMENT_PLOTS = {
         "plot_depth_laws",
     )
 }
-FITS = {job("fit_depth_laws", experiment="tiny"), job("summarise")}  # the summary reads fits
+# Jobs that read every cube at the analysis settings: the summary (which reads the fits too) and
+# the claims (and their figure).
+FITS = {
+    job("fit_depth_laws", experiment="tiny"),
+    job("summarise"),
+    job("claims"),
+    job("plot_claims"),
+}
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 
@@ -166,6 +173,7 @@ def test_figure_edit_only_redraws(tiny_run):
         job("plot_training", experiment="tiny"),
         job("plot_theory"),
         job("plot_examples"),
+        job("plot_claims"),
     }
 
 
@@ -214,6 +222,9 @@ def test_report_is_self_contained(tiny_run):
     html = (tiny_run / "results" / "report.html").read_text()
     assert len(html) > 100_000 and "layerwise.png" in html and "fits" in html
     assert "Layer-wise sensitivities" in html and "Depth laws" in html
+    assert "claims.png" in html and "claims.csv" in html
+    categories = json.loads(re.search(r"var categories = (\{.*?\});", html).group(1))
+    assert sorted(categories)[0] == "Claims"  # the report's menu lists categories sorted
 
 
 def test_science_outputs(tiny_run):
@@ -263,6 +274,24 @@ def test_the_summary_quotes_the_cubes(tiny_run):
     assert summary.undertrained.tolist() == (summary.checkpoint == "best").tolist()
     text = (results / "summary.md").read_text()
     assert "## tiny" in text and "| b | best | shuffled |" in text and "(undertrained)" in text
+
+
+def test_the_claims_table_has_every_claim_and_says_why_one_seed_gives_no_verdict(tiny_run):
+    from diffsens.claims import CLAIMS, COLUMNS
+    from diffsens.io import read_table
+
+    results = tiny_run / "results"
+    table = read_table(results / "claims.csv", "claims table", columns=COLUMNS)
+    assert set(table.claim) == set(CLAIMS)
+    assert set(table.variant) == {"a", "b", "(all)"}
+    # one seed, and two epochs leave the nets above the ceiling: no verdict, and the reason
+    assert (table.verdict == "not applicable").all()
+    assert table.note.str.contains("undertrained|usable seed|variant|no depth law").all()
+    with xr.open_dataset(results / "cubes" / "tiny" / "a.nc") as cube:
+        assert sorted(table.delta.dropna().unique()) == pytest.approx(sorted(cube.delta.values))
+    text = (results / "claims.md").read_text()
+    assert "## At a glance" in text and "| tiny / a | tiny / b | tiny / (all) |" in text
+    assert (results / "figures" / "claims.png").stat().st_size > 1000
 
 
 def test_an_executed_edit_leaves_the_rest_alone(tiny_run, tmp_path):

@@ -15,13 +15,14 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
 
-from diffsens.data import PreparedData, probe_set
+from diffsens.data import PreparedData, add_noise, probe_set
 from diffsens.diffeo import log_spaced_temperatures, temperature_for_displacement
 from diffsens.pooling import shuffle_channels
 from diffsens.provenance import RunSettings
@@ -63,9 +64,11 @@ def measure_run(
     ``checkpoints`` key is taken from ``checkpoints``): ``temperatures`` is a count (log-spaced
     over [T_min, T_max] for the images' size and ``cut``) or explicit values (ignored by the
     discrete moves ``pixel_move`` and ``shift``); ``"shuffled"`` measures the net with its conv
-    input channels permuted (:func:`diffsens.pooling.shuffle_channels`). ``seed`` seeds the
-    deformations, the noise and the shuffle (default: the checkpoints' training seed, as the
-    workflow does; the run records both as ``seed`` and ``training_seed``). Probing data other
+    input channels permuted (:func:`diffsens.pooling.shuffle_channels`), ``"noisy"`` measures it
+    on probes carrying its training noise and adds its error on the test set carrying that noise
+    (``noisy_test_error``). ``seed`` seeds the deformations, the noise and the shuffle (default:
+    the checkpoints' training seed, as the workflow does; the run records both as ``seed`` and
+    ``training_seed``). Probing data other
     than the checkpoints' training data is refused unless ``other_data``, and so are probes the
     network cannot take. Checkpoints that are plain state dicts are rebuilt from ``model`` (a
     model spec) for the shape of ``data``; their test error is measured on ``data``'s test set,
@@ -119,6 +122,8 @@ def measure_run(
         seed,
         describe_device(device),
     )
+    noise = run_settings.training.get("training_noise", 0.0)
+    noisy = _noisy_test_set(data, noise, cfg) if "noisy" in cfg["conditions"] else None
     by_checkpoint = []
     bar = terminal_progress(None, "measuring", total=len(loaded) * len(cfg["conditions"]))
     for name, (network, _) in loaded.items():
@@ -126,10 +131,10 @@ def measure_run(
         for condition in cfg["conditions"]:
             bar.set_postfix_str(f"{name}, {condition}")
             start = time.perf_counter()
-            net = network if condition == "original" else shuffle_channels(network, seed=seed)
+            net = shuffle_channels(network, seed=seed) if condition == "shuffled" else network
             result = measure(
                 net,
-                images,
+                noisy.probes if condition == "noisy" else images,
                 temperatures=temperatures,
                 layers=network.probe_points,
                 seed=seed,
@@ -161,6 +166,14 @@ def measure_run(
     ]
     run["test_error"] = ("checkpoint", np.asarray(test_errors, dtype=np.float64))
     run.test_error.attrs = {"long_name": "test error of the checkpoint", "units": "1"}
+    if noisy is not None:
+        errors = [_test_error(net, data, device, noisy.images) for net, _ in loaded.values()]
+        run["noisy_test_error"] = ("checkpoint", np.asarray(errors, dtype=np.float64))
+        run.noisy_test_error.attrs = {
+            "long_name": f"test error of the checkpoint on the test set carrying its training "
+            f"noise (norm {noise:g})",
+            "units": "1",
+        }
     epochs = [
         -1 if checkpoint["epoch"] is None else checkpoint["epoch"]
         for _, checkpoint in loaded.values()
@@ -172,7 +185,8 @@ def measure_run(
     }
     run.condition.attrs = {
         "long_name": "original: the net as trained; shuffled: the input channels of each of its "
-        "conv layers permuted (diffsens.pooling.shuffle_channels)"
+        "conv layers permuted (diffsens.pooling.shuffle_channels); noisy: the net as trained, "
+        "probed on test images carrying its training noise"
     }
     run.layer.attrs = {"long_name": "probe point (module path), input to output"}
     described = RunSettings(
@@ -231,8 +245,24 @@ def _check_fit(model, probe, path) -> None:
         ) from None
 
 
-def _test_error(model, data: PreparedData, device) -> float:
-    """Test error of a checkpoint that does not record its own, on ``data``'s test set."""
+def _test_error(model, data: PreparedData, device, images=None) -> float:
+    """Test error on ``data``'s test set (or on ``images``, the same set carrying noise), for a
+    checkpoint that does not record its own or for the noisy condition."""
     loss = "hinge" if data.num_classes == 1 else "cross_entropy"
     cfg = resolve("training", {"loss": loss})
-    return evaluate(model, data.test_images, data.test_labels, cfg, device)
+    images = data.test_images if images is None else images
+    return evaluate(model, images, data.test_labels, cfg, device)
+
+
+class _NoisyTestSet(NamedTuple):
+    probes: torch.Tensor
+    images: torch.Tensor
+
+
+def _noisy_test_set(data: PreparedData, noise: float, cfg: dict) -> _NoisyTestSet:
+    """The probes and the whole test set with the net's training noise added once, seeded by
+    ``probe_seed`` (the same for every seed and checkpoint): the authors' way of probing a net
+    trained on noise (docs/science.md §2)."""
+    probes, _ = probe_set(data, cfg["probes"], seed=cfg["probe_seed"], noise=noise)
+    generator = torch.Generator().manual_seed(cfg["probe_seed"])
+    return _NoisyTestSet(probes, add_noise(data.test_images, noise, generator))

@@ -15,7 +15,7 @@ import hashlib
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ __all__ = [
     "open_cubes",
     "open_netcdf",
     "open_netcdfs",
+    "read_table",
     "save_torch",
     "write_atomically",
     "write_netcdf",
@@ -268,6 +269,32 @@ def markdown(table: pd.DataFrame, digits: int = 3) -> str:
         "| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)
     ]
     return "\n".join(lines) + "\n"
+
+
+def read_table(
+    path: str | os.PathLike, what: str = "table", *, columns: Mapping[str, type] | None = None
+) -> pd.DataFrame:
+    """Read a CSV table written by :func:`write_table`, checking it holds ``columns`` (name ->
+    type) and giving them their types: the empty cells of a text column are empty strings, those
+    of a number column NaN."""
+    path = _existing(path, what)
+    try:
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as error:
+        raise CorruptedFile(
+            path, what, f"cannot be read as a CSV table ({type(error).__name__}: {error})"
+        ) from error
+    columns = columns or {}
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise CorruptedFile(path, what, f"lacks the column(s) {missing}")
+    try:
+        for column, kind in columns.items():
+            values = table[column].fillna("") if kind is str else table[column]
+            table[column] = values.astype(kind)
+    except (TypeError, ValueError) as error:
+        raise CorruptedFile(path, what, f"has a column of the wrong type ({error})") from error
+    return table
 
 
 def write_table(

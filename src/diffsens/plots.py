@@ -15,11 +15,12 @@ from pathlib import Path
 import matplotlib
 import matplotlib.ticker
 import numpy as np
+import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 
 from diffsens.fits import at_delta, depth_series, trained_checkpoint, trained_error
 from diffsens.io import write_atomically
@@ -28,6 +29,8 @@ from diffsens.provenance import RunSettings
 
 __all__ = [
     "PALETTE",
+    "VERDICT_COLOURS",
+    "claims",
     "compare",
     "depth_laws",
     "error_vs_sensitivity",
@@ -263,12 +266,11 @@ def error_vs_sensitivity(
     fig = Figure(figsize=(10, 3.4))
     axes = fig.subplots(1, 3, sharey=True)
     scale = None
-    if colour_by:
-        values = np.array([colour_by[v] for v in cubes], dtype=float)
-        positive = values[values > 0]
-        low = positive.min() / 10 if positive.size else 1e-3
-        scale = matplotlib.colors.LogNorm(vmin=low, vmax=max(values.max(), low * 10))
-        colours = {v: matplotlib.colormaps["viridis"](scale(max(colour_by[v], low))) for v in cubes}
+    if colour_by:  # one colour per level, in order, each level labelled as it is (0 as 0)
+        levels = sorted({float(colour_by[v]) for v in cubes})
+        cmap = matplotlib.colormaps["viridis"].resampled(len(levels))
+        scale = matplotlib.colors.BoundaryNorm(np.arange(len(levels) + 1) - 0.5, len(levels))
+        colours = {v: cmap(levels.index(float(colour_by[v]))) for v in cubes}
     else:
         colours = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(cubes)}
     for ax, quantity in zip(axes, QUANTITIES, strict=True):
@@ -297,8 +299,11 @@ def error_vs_sensitivity(
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("test error")
     if scale is not None:
-        mappable = matplotlib.cm.ScalarMappable(norm=scale, cmap="viridis")
-        fig.colorbar(mappable, ax=axes, label=colour_label, fraction=0.04)
+        mappable = matplotlib.cm.ScalarMappable(norm=scale, cmap=cmap)
+        bar = fig.colorbar(
+            mappable, ax=axes, label=colour_label, fraction=0.04, ticks=range(len(levels))
+        )
+        bar.set_ticklabels([f"{level:g}" for level in levels])
     handles = [
         *([] if scale is not None else axes[0].get_legend_handles_labels()[0]),
         Line2D([], [], color="grey", ls="none", marker="o", ms=3, alpha=0.6, label="one seed"),
@@ -617,6 +622,94 @@ def training_curves(
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     _legend(fig, handles)
+    return fig
+
+
+VERDICT_COLOURS = {
+    "holds": "#7FCEB9",  # Okabe-Ito bluish green, lightened so that text reads on it
+    "reversed": "#EAAE80",  # vermillion, lightened
+    "differs": "#F2CF80",  # orange, lightened
+    "inconclusive": "#FFFFFF",
+    "not applicable": "#E4E4E4",
+}
+"""Cell colours of the claims figure, by verdict."""
+
+
+def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95) -> Figure:
+    """The claims of a run at a glance: one row per claim (and quantity), one column per
+    experiment and variant, each cell coloured by its verdict and giving the effect with its
+    interval, at the measured displacement nearest ``delta`` pixels
+    (:func:`diffsens.claims.evaluate_claims`; docs/science.md §11)."""
+    from diffsens.claims import at_delta
+
+    shown = at_delta(table, delta)
+    columns = list(dict.fromkeys(zip(shown.experiment, shown.variant, strict=True)))
+    rows = list(dict.fromkeys(zip(shown.claim, shown.quantity, shown.condition, strict=True)))
+    width, height = 1.15, 0.42
+    fig = Figure(figsize=(2.9 + width * len(columns), 1.5 + height * len(rows)))
+    ax = fig.add_axes(
+        (
+            2.7 / fig.get_figwidth(),
+            0.7 / fig.get_figheight(),
+            width * len(columns) / fig.get_figwidth(),
+            height * len(rows) / fig.get_figheight(),
+        )
+    )
+    for r in shown.itertuples(index=False):
+        x = columns.index((r.experiment, r.variant))
+        y = rows.index((r.claim, r.quantity, r.condition))
+        ax.add_patch(
+            Rectangle((x, y), 1, 1, facecolor=VERDICT_COLOURS[r.verdict], edgecolor="white", lw=1.5)
+        )
+        text = "n/a" if r.verdict == "not applicable" else r.verdict
+        if np.isfinite(r.estimate):
+            text += f"\n{r.estimate:.3g}\n[{r.low:.3g}, {r.high:.3g}]"
+        ax.text(x + 0.5, y + 0.5, text, ha="center", va="center", fontsize=6.5, linespacing=1.1)
+    ax.set_xlim(0, len(columns))
+    ax.set_ylim(len(rows), 0)
+    labels = []
+    for claim, quantity, condition in rows:
+        detail = [quantity] if quantity else []
+        detail += ["noisy probes"] if condition == "noisy" else []
+        labels.append(claim + (f" ({', '.join(detail)})" if detail else ""))
+    ax.set_yticks(np.arange(len(rows)) + 0.5, labels, fontsize=8)
+    ax.set_xticks(
+        np.arange(len(columns)) + 0.5,
+        [v for _, v in columns],
+        fontsize=8,
+        rotation=20,
+        ha="left",
+        rotation_mode="anchor",
+    )
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    experiments = list(dict.fromkeys(e for e, _ in columns))
+    for experiment in experiments:
+        at = [i for i, (e, _) in enumerate(columns) if e == experiment]
+        ax.axvline(at[0], color="black", lw=1.2)
+        ax.text(
+            (at[0] + at[-1] + 1) / 2,
+            -0.02,
+            experiment,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=9,
+            fontweight="bold",
+        )
+    at = float(shown.delta.dropna().iloc[0]) if shown.delta.notna().any() else delta
+    fig.suptitle(
+        f"The paper's claims on this run: verdict, effect [{confidence:.0%} interval over seeds]"
+        f" at δ = {at:.3g} px",
+        fontsize=10,
+        y=1 - 0.12 / fig.get_figheight(),
+    )
+    handles = [
+        Patch(facecolor=c, edgecolor="grey", lw=0.5, label=v) for v, c in VERDICT_COLOURS.items()
+    ]
+    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
 

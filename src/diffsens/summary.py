@@ -1,10 +1,11 @@
 """The headline numbers of a run, in one table: what prose about the results quotes.
 
-One row per (experiment, variant, checkpoint, condition): the test error (of the original net
-only; the shuffled one is not evaluated), D, G and R at the first probe point and at the deepest
-hidden one (the last before the output), at the analysis displacement, each as mean and standard
-deviation over seeds, the depth-law exponents fitted to D_k, G_k, R_k, and whether the trained
-net's test error is above the experiment's ceiling.
+One row per (experiment, variant, checkpoint, condition): the test error (of the original net,
+on the noisy test set for the noisy condition; the shuffled net is not evaluated), D, G and R at
+the first probe point and at the deepest hidden one (the last before the output), at the
+analysis displacement, each as mean and standard deviation over seeds, the depth-law exponents
+fitted to D_k, G_k, R_k, and whether the trained net's test error is above the experiment's
+ceiling.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ def summarise(
             first, last = layers[0], layers[-2] if len(layers) > 1 else layers[0]
             trained = trained_checkpoint(cube)
             undertrained = ceiling is not None and trained_error(cube) > ceiling
+            errors = {"original": at.test_error, "noisy": at.get("noisy_test_error")}
             for checkpoint in map(str, at.checkpoint.values):
-                error = at.test_error.sel(checkpoint=checkpoint)
                 for condition in map(str, at.condition.values):
-                    measured = condition == "original"  # the shuffled net's error is not
+                    error = errors.get(condition)  # the shuffled net's is not measured
+                    measured = error is not None
+                    error = error.sel(checkpoint=checkpoint) if measured else None
                     row = {
                         "experiment": experiment,
                         "variant": variant,

@@ -81,3 +81,26 @@ rule summarise:
         upstream=upstream_of_summary,
     script:
         "../../scripts/summarise.py"
+
+
+rule claims:
+    input:
+        unpack(claims_inputs),
+    output:
+        table=report(
+            f"{RESULTS}/claims.csv",
+            caption="../report/claims_table.rst",
+            category="Claims",
+        ),
+        markdown=f"{RESULTS}/claims.md",
+    log:
+        f"{RESULTS}/logs/claims.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=claims_settings,
+        upstream=upstream_of_claims,
+    script:
+        "../../scripts/claims.py"

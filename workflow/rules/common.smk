@@ -176,6 +176,12 @@ def upstream_of_summary(wildcards):
     return fingerprint([made_by_cubes(e) for e in experiments], fits)
 
 
+def upstream_of_claims(wildcards):
+    experiments = CONFIG.raw["experiments"]
+    spectra = [[made_by_spectra(e, v) for v in variants(e)] for e in experiments]
+    return fingerprint([made_by_cubes(e) for e in experiments], spectra)
+
+
 def dataset_file(wildcards):
     return f"{RESULTS}/data/{CONFIG.dataset_of(wildcards.experiment)}.pt"
 
@@ -307,6 +313,35 @@ def summary_settings(wildcards):
     }
 
 
+def claims_inputs(wildcards):
+    experiments = CONFIG.raw["experiments"]
+    every = [(e, v) for e in experiments for v in variants(e)]
+    return {
+        "cubes": [CUBE.format(experiment=e, variant=v) for e, v in every],
+        "spectra": [FILTER_ENERGY.format(experiment=e, variant=v) for e, v in every],
+    }
+
+
+def claims_settings(wildcards):
+    """What the claims are computed with: the experiments' variants (in the order of the
+    inputs), their error ceilings, the intervals' settings, and the displacement of the table at
+    a glance."""
+    experiments = CONFIG.raw["experiments"]
+    analysis = CONFIG.analysis
+    return {
+        "experiments": {e: variants(e) for e in experiments},
+        "error_ceilings": {e: CONFIG.error_ceiling(e) for e in experiments},
+        **{key: analysis[key] for key in ("delta", "confidence", "bootstrap", "seed")},
+    }
+
+
+def claims_figure_settings(wildcards):
+    return {
+        **figure_settings(wildcards),
+        **{key: CONFIG.analysis[key] for key in ("delta", "confidence")},
+    }
+
+
 def swept(experiment):
     """Whether some variant is measured at several temperatures (smooth diffeomorphisms)."""
 
@@ -329,7 +364,8 @@ def final_outputs():
         for name in EXPERIMENT_FIGURES:
             if name != "temperatures" or swept(experiment):
                 outputs += [f.format(experiment=experiment) for f in figure_files(name)]
-    outputs += [f"{RESULTS}/summary.csv"]
+    outputs += [f"{RESULTS}/summary.csv", f"{RESULTS}/claims.csv"]
+    outputs += figure_files("claims", "")
     if CONFIG.theory[
         "networks"
     ]:  # the constant-filter model, and the figure illustrating it

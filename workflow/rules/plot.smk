@@ -1,4 +1,22 @@
 # One rule per figure; each output carries a report() caption for `snakemake --report`.
+rule plot_claims:
+    input:
+        table=rules.claims.output.table,
+    output:
+        figures=figure_output("claims", "claims", "Claims", ""),
+    log:
+        f"{RESULTS}/logs/plot/claims.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot/claims.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        settings=claims_figure_settings,
+        upstream=upstream_of_claims,
+    script:
+        "../../scripts/plot_claims.py"
+
+
 rule plot_training:
     input:
         histories=experiment_histories,

@@ -1,0 +1,511 @@
+"""The paper's claims tested on a run: each one's effect, its interval over seeds, a verdict.
+
+Every claim is a statistic with a null value and a side of it that the paper predicts
+(docs/science.md §11). Per-variant claims compute the statistic once per training seed (paired:
+a seed's trained net against its own initialisation or its own shuffled copy) and give the mean
+with a Student t interval over seeds; ratios are averaged as logarithms, so their estimate is a
+geometric mean. ``error_tracks_sensitivity`` is a rank correlation across the trained nets of an
+experiment, with an interval from resampling the seeds of every variant. A verdict reads the
+interval:
+
+* ``holds``: it excludes the null on the paper's side;
+* ``reversed``: it excludes the null on the other side;
+* ``inconclusive``: it contains the null;
+* ``differs`` (``depth_law``, which predicts a value, not a side): it excludes the prediction
+  (``holds`` when it contains the prediction but not 0, ``inconclusive`` when it contains both);
+* ``not applicable``: the run cannot test the claim (no initialisation or shuffle measured, no
+  declared law, too few seeds or nets); the note says why.
+
+A net whose trained test error is above its experiment's ceiling is left out of every claim,
+and the note says so. Nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+import xarray as xr
+
+from diffsens.fits import depth_series, fit_law, trained_checkpoint
+from diffsens.laws import LAWS, QUANTITIES, model_law
+from diffsens.provenance import RunSettings
+
+__all__ = [
+    "ALL_VARIANTS",
+    "CLAIMS",
+    "COLUMNS",
+    "MIN_SEEDS",
+    "MIN_VARIANTS",
+    "VERDICTS",
+    "ExperimentResults",
+    "at_delta",
+    "claims_markdown",
+    "evaluate_claims",
+]
+
+CLAIMS = {
+    "D_falls_with_training": "training lowers D at the deepest hidden probe point",
+    "G_rises_with_training": "training raises G at the deepest hidden probe point",
+    "R_below_init": "the trained net's R at the deepest hidden probe point is below its init value",
+    "D_falls_with_depth": "the trained net's D_k falls from probe point to probe point",
+    "R_falls_with_depth": "the trained net's R_k falls from probe point to probe point",
+    "not_before_training": "D_k and R_k fall faster with depth after training than at init",
+    "error_tracks_sensitivity": "across trained nets, test error rises with the output's D and R",
+    "channel_pooling": "shuffling the trained net's conv input channels raises its deep R",
+    "spatial_pooling": "training moves filter energy to the constant filter (eigenvalue 0)",
+    "depth_law": "D_k, G_k, R_k follow the constant-filter depth law",
+}
+"""Every claim tested, by name, with what the paper says."""
+
+VERDICTS = ("holds", "reversed", "inconclusive", "differs", "not applicable")
+
+COLUMNS = {
+    "experiment": str,
+    "variant": str,
+    "claim": str,
+    "quantity": str,
+    "condition": str,
+    "delta": float,
+    "statistic": str,
+    "paper": str,
+    "null": float,
+    "estimate": float,
+    "low": float,
+    "high": float,
+    "n": int,
+    "verdict": str,
+    "note": str,
+}
+"""The columns of the claims table, in order, with their types."""
+
+MIN_SEEDS = 3
+"""Usable seeds a verdict needs: two give an interval too wide to mean anything."""
+
+MIN_VARIANTS = 3
+"""Variants (architectures, noise levels) a correlation across nets needs, each with
+:data:`MIN_SEEDS` usable seeds."""
+
+ALL_VARIANTS = "(all)"
+"""The variant of a claim about a whole experiment."""
+
+
+class ExperimentResults(NamedTuple):
+    """What the claims read of one experiment: cubes (and Laplacian spectra) by variant, and the
+    test error above which a trained net counts as undertrained (none: every net counts)."""
+
+    cubes: Mapping[str, xr.Dataset]
+    spectra: Mapping[str, xr.Dataset] = {}
+    ceiling: float | None = None
+
+
+def evaluate_claims(
+    experiments: Mapping[str, ExperimentResults],
+    *,
+    confidence: float = 0.95,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every claim of :data:`CLAIMS` on every experiment, variant and measured displacement, as a
+    table with :data:`COLUMNS`.
+
+    ``confidence`` is the level of every interval; ``bootstrap`` resamples (seeded by ``seed``)
+    give the interval of the correlation across nets.
+    """
+    rows = []
+    for experiment, results in experiments.items():
+        variants = {
+            name: _Variant(cube, results.ceiling, confidence)
+            for name, cube in results.cubes.items()
+        }
+        for name, variant in variants.items():
+            found = [*variant.claims(), variant.spatial_pooling(results.spectra.get(name))]
+            rows += [{"experiment": experiment, "variant": name, **row} for row in found]
+        found = _error_tracks_sensitivity(variants, confidence, bootstrap, seed)
+        rows += [{"experiment": experiment, "variant": ALL_VARIANTS, **row} for row in found]
+    return pd.DataFrame(rows, columns=list(COLUMNS)).astype(COLUMNS)
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Mean of ``values`` (one per seed) and its Student t interval."""
+    n = len(values)
+    mean = float(np.mean(values))
+    half = scipy.stats.t.ppf((1 + confidence) / 2, n - 1) * np.std(values, ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def _side(low: float, high: float, null: float, paper: int) -> str:
+    """The verdict of an interval on a claim that the value is below (``paper`` -1) or above
+    (+1) ``null``."""
+    if low > null or high < null:
+        return "holds" if (low > null) == (paper > 0) else "reversed"
+    return "inconclusive"
+
+
+def _not_applicable(why: str, **row) -> dict:
+    return {
+        "estimate": np.nan,
+        "low": np.nan,
+        "high": np.nan,
+        "n": 0,
+        **row,
+        "verdict": "not applicable",
+        "note": why,
+    }
+
+
+def _too_few(n: int) -> str:
+    return f"{n} usable seed(s); a verdict needs at least {MIN_SEEDS}"
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def _ratio(logs: np.ndarray, paper: int, confidence: float, note: str) -> dict:
+    """A ratio (or a factor per probe point) from its per-seed logarithms: the geometric mean
+    and its interval, against 1."""
+    row = {"paper": "below 1" if paper < 0 else "above 1", "null": 1.0}
+    logs = logs[np.isfinite(logs)]
+    if len(logs) < MIN_SEEDS:
+        return _not_applicable(_join(note, _too_few(len(logs))), **row)
+    mean, low, high = map(math.exp, _t_interval(logs, confidence))
+    return {
+        **row,
+        "estimate": mean,
+        "low": low,
+        "high": high,
+        "n": len(logs),
+        "verdict": _side(low, high, 1.0, paper),
+        "note": note,
+    }
+
+
+def _exponent(exponents: np.ndarray, predicted: float, confidence: float, note: str) -> dict:
+    """A fitted exponent (one per seed) against the value its law predicts."""
+    row = {"paper": f"{predicted:.4g}", "null": 0.0}
+    exponents = exponents[np.isfinite(exponents)]
+    if len(exponents) < MIN_SEEDS:
+        return _not_applicable(_join(note, _too_few(len(exponents))), **row)
+    mean, low, high = _t_interval(exponents, confidence)
+    if not low <= predicted <= high:
+        verdict = "differs"
+    else:
+        verdict = "inconclusive" if low <= 0 <= high else "holds"
+    return {
+        **row,
+        "estimate": mean,
+        "low": low,
+        "high": high,
+        "n": len(exponents),
+        "verdict": verdict,
+        "note": note,
+    }
+
+
+class _Variant:
+    """One variant's cube, its usable seeds, and the claims it can test."""
+
+    def __init__(self, cube: xr.Dataset, ceiling: float | None, confidence: float):
+        cube = cube if "seed" in cube.dims else cube.expand_dims("seed")  # one measured run
+        self.confidence = confidence
+        self.trained = trained_checkpoint(cube)
+        errors = cube.test_error.sel(checkpoint=self.trained).values
+        keep = errors <= (np.inf if ceiling is None else ceiling)
+        self.cube = cube.isel(seed=keep)
+        seeds = cube.seed.values
+        above = [f"seed {s} ({e:.1%})" for s, e in zip(seeds[~keep], errors[~keep], strict=True)]
+        self.note = (
+            f"left out as undertrained (test error above {ceiling:.0%}): {', '.join(above)}"
+            if above
+            else ""
+        )
+        names = [str(layer) for layer in cube.layer.values]
+        self.hidden = [name for name in names if name != "output"] or names
+        self.deep = self.hidden[-1]
+        self.checkpoints = [str(c) for c in cube.checkpoint.values]
+        self.conditions = [str(c) for c in cube.condition.values]
+        self.paired = "init" in self.checkpoints and self.trained != "init"
+        self.law, self.predicted = model_law(RunSettings.from_attrs(cube.attrs).model)
+
+    @property
+    def seeds(self) -> int:
+        return self.cube.sizes["seed"]
+
+    def claims(self) -> list[dict]:
+        """Every per-variant claim on the original net, at every measured displacement."""
+        rows = []
+        for index in range(self.cube.sizes["temperature"]):
+            at = self.cube.isel(temperature=index)
+            found = self._at(at) if "original" in self.conditions else self._unmeasured()
+            rows += [{"condition": "original", "delta": float(at.delta), **r} for r in found]
+        return rows
+
+    def _unmeasured(self) -> list[dict]:
+        why = "the original net was not measured"
+        return [
+            self._row(claim, "", "", _not_applicable(why))
+            for claim in CLAIMS
+            if claim not in ("error_tracks_sensitivity", "spatial_pooling")
+        ]
+
+    def _at(self, at: xr.Dataset) -> list[dict]:
+        """The claims at one displacement."""
+        original, trained, deep = at.sel(condition="original"), self.trained, self.deep
+        unpaired = "needs init and a trained checkpoint"
+        rows = []
+        for claim, quantity, paper in (
+            ("D_falls_with_training", "D", -1),
+            ("G_rises_with_training", "G", +1),
+            ("R_below_init", "R", -1),
+        ):
+            if self.paired:
+                values = original[quantity].sel(layer=deep)
+                ratio = values.sel(checkpoint=trained) / values.sel(checkpoint="init")
+                found = self._ratio(np.log(ratio.values), paper)
+            else:
+                found = _not_applicable(unpaired)
+            rows.append(self._row(claim, quantity, f"{quantity} {trained} / init at {deep}", found))
+        span = f"{self.hidden[0]}..{deep}"
+        for quantity in ("D", "R"):
+            logs = self._slopes(original[quantity].sel(checkpoint=trained))
+            statistic = f"factor per probe point of {quantity}_k, {trained}, {span}"
+            found = self._ratio(logs, -1)
+            rows.append(self._row(f"{quantity}_falls_with_depth", quantity, statistic, found))
+        for quantity in ("D", "R"):
+            values = original[quantity]
+            statistic = f"factor per probe point of {quantity}_k, {trained} / init, {span}"
+            if self.paired:
+                logs = self._slopes(values.sel(checkpoint=trained))
+                found = self._ratio(logs - self._slopes(values.sel(checkpoint="init")), -1)
+            else:
+                found = _not_applicable(unpaired)
+            rows.append(self._row("not_before_training", quantity, statistic, found))
+        statistic = f"R shuffled / original at {deep}, {trained}"
+        if "shuffled" in self.conditions:
+            values = at.R.sel(layer=deep, checkpoint=trained)
+            logs = np.log(values.sel(condition="shuffled") / values.sel(condition="original"))
+            found = self._ratio(logs.values, +1)
+        else:
+            found = _not_applicable("the shuffled net was not measured")
+        rows.append(self._row("channel_pooling", "R", statistic, found))
+        return rows + self._depth_law(original.sel(checkpoint=trained))
+
+    def _row(self, claim: str, quantity: str, statistic: str, found: dict) -> dict:
+        return {
+            "claim": claim,
+            "quantity": quantity,
+            "statistic": statistic,
+            "paper": "",
+            "null": np.nan,
+            **found,
+        }
+
+    def _ratio(self, logs: np.ndarray, paper: int) -> dict:
+        return _ratio(logs, paper, self.confidence, self.note)
+
+    def _slopes(self, values: xr.DataArray) -> np.ndarray:
+        """Per seed: the slope of ln y over the hidden probe points, the log of the factor per
+        probe point."""
+        k = np.arange(1, len(self.hidden) + 1)
+        rows = values.sel(layer=self.hidden).transpose("seed", "layer").values
+        return np.array([fit_law(k, row, "exponential").exponent for row in rows])
+
+    def _depth_law(self, trained: xr.Dataset) -> list[dict]:
+        """Per quantity: the exponent of the declared law fitted to each seed (over the layers
+        the depth-law fits use), against its prediction."""
+        series = depth_series(trained)
+        span = f"{series.layer.values[0]}..{series.layer.values[-1]}"
+        rows = []
+        for quantity in QUANTITIES:
+            predicted = self.predicted[quantity]
+            statistic = f"{self.law} exponent of {quantity}_k, {self.trained}, {span}"
+            if self.law in LAWS and np.isfinite(predicted):
+                values = series[quantity].transpose("seed", "layer").values
+                k = series.depth.values
+                exponents = np.array([fit_law(k, v, self.law).exponent for v in values])
+                found = _exponent(exponents, predicted, self.confidence, self.note)
+            else:
+                found = _not_applicable("no depth law is predicted for this net")
+            rows.append(self._row("depth_law", quantity, statistic, found))
+        return rows
+
+    def spatial_pooling(self, spectra: xr.Dataset | None) -> dict:
+        """The share of filter energy on the constant filter, trained over init, per seed (the
+        mean over conv layers)."""
+        layers = 0 if spectra is None else spectra.sizes.get("layer", 0)
+        statistic = (
+            f"share of filter energy at eigenvalue 0, {self.trained} / init, mean over "
+            f"{layers} conv layers"
+        )
+        row = {"condition": "original", "delta": np.nan}
+        if spectra is None or layers == 0:
+            why = "no Laplacian spectra" if spectra is None else "the net has no spatial filters"
+            return {**row, **self._row("spatial_pooling", "", statistic, _not_applicable(why))}
+        measured = [str(c) for c in spectra.checkpoint.values]
+        if not (self.paired and self.trained in measured and "init" in measured):
+            found = _not_applicable("needs the spectra of init and of a trained checkpoint")
+            return {**row, **self._row("spatial_pooling", "", statistic, found)}
+        usable = [s for s in spectra.seed.values if s in self.cube.seed.values]
+        constant = spectra.fraction.sel(seed=usable).isel(mode=0).mean("layer")
+        logs = np.log(constant.sel(checkpoint=self.trained) / constant.sel(checkpoint="init"))
+        return {**row, **self._row("spatial_pooling", "", statistic, self._ratio(logs.values, +1))}
+
+    def nets(self, condition: str, quantity: str, index: int) -> np.ndarray:
+        """``(seeds, 2)``: each usable trained net's test error (on the noisy test set for the
+        ``noisy`` condition) and ``quantity`` of its output at the ``index``-th displacement."""
+        at = self.cube.isel(temperature=index).sel(checkpoint=self.trained, condition=condition)
+        error = at.noisy_test_error if condition == "noisy" else at.test_error
+        return np.stack([error.values, at[quantity].isel(layer=-1).values], axis=1)
+
+
+def _error_tracks_sensitivity(
+    variants: Mapping[str, _Variant], confidence: float, bootstrap: int, seed: int
+) -> list[dict]:
+    """Spearman's rank correlation of the trained nets' test error with D and with R of their
+    output, at every displacement, on the original probes and, where every variant measured
+    them, on the noisy ones. The interval resamples the seeds of each variant; the variants
+    stay, being the design."""
+    few = [name for name, v in variants.items() if v.seeds < MIN_SEEDS]
+    used = {name: v for name, v in variants.items() if name not in few}
+    note = _join(
+        *(f"{name}: {v.note}" for name, v in variants.items() if v.note),
+        f"left out with fewer than {MIN_SEEDS} usable seeds: {', '.join(few)}" if few else "",
+    )
+    conditions = ["original"]
+    if used and all("noisy" in v.conditions for v in used.values()):
+        conditions.append("noisy")
+    first = next(iter(variants.values()), None)
+    deltas = [] if first is None else [float(d) for d in first.cube.delta.values]
+    rows = []
+    for condition in conditions:
+        probes = " (probes and test set with the training noise)" if condition == "noisy" else ""
+        for index, delta in enumerate(deltas):
+            for quantity in ("D", "R"):
+                statistic = f"Spearman correlation of test error with {quantity} of the output"
+                row = {
+                    "claim": "error_tracks_sensitivity",
+                    "quantity": quantity,
+                    "condition": condition,
+                    "delta": delta,
+                    "statistic": statistic + probes,
+                    "paper": "above 0",
+                    "null": 0.0,
+                }
+                if len(used) < MIN_VARIANTS:
+                    why = f"{len(used)} variant(s) with enough seeds; it needs {MIN_VARIANTS}"
+                    rows.append({**row, **_not_applicable(_join(note, why))})
+                    continue
+                nets = [v.nets(condition, quantity, index) for v in used.values()]
+                rows.append(
+                    {**row, **_correlation(nets, confidence, bootstrap, seed), "note": note}
+                )
+    return rows
+
+
+def _correlation(nets: list[np.ndarray], confidence: float, bootstrap: int, seed: int) -> dict:
+    """Spearman's rho over all ``nets`` (one ``(seeds, 2)`` block per variant), with a
+    percentile interval from resampling the seeds within each block."""
+    pooled = np.concatenate(nets)
+    rho = float(_spearman(pooled[None, :, 0], pooled[None, :, 1])[0])
+    if not np.isfinite(rho):
+        return _not_applicable("the test errors or the sensitivities do not vary across nets")
+    rng = np.random.default_rng(seed)
+    draws = np.concatenate(
+        [block[rng.integers(0, len(block), size=(bootstrap, len(block)))] for block in nets],
+        axis=1,
+    )
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.nanpercentile(_spearman(draws[..., 0], draws[..., 1]), [tail, 100 - tail])
+    return {
+        "estimate": rho,
+        "low": float(low),
+        "high": float(high),
+        "n": len(pooled),
+        "verdict": _side(low, high, 0.0, +1),
+    }
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row of ``x`` with the same row of ``y`` (tied values share their
+    mean rank); NaN where a row does not vary."""
+    rx = scipy.stats.rankdata(x, axis=1)
+    ry = scipy.stats.rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    norm = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, (rx * ry).sum(axis=1) / norm, np.nan)
+
+
+def at_delta(table: pd.DataFrame, delta: float = 1.0) -> pd.DataFrame:
+    """The rows of a claims table at the measured displacement nearest ``delta`` pixels (on a log
+    scale), one per experiment, variant, claim, quantity and condition; rows without a
+    displacement (``spatial_pooling``) stay."""
+    distance = np.abs(np.log(table["delta"] / delta)).fillna(0.0)
+    keys = ["experiment", "variant", "claim", "quantity", "condition"]
+    nearest = distance.groupby([table[k] for k in keys], sort=False).transform("min")
+    return table[distance == nearest]
+
+
+def claims_markdown(table: pd.DataFrame, delta: float = 1.0) -> str:
+    """The claims as markdown: the verdicts at a glance (one row per claim, one column per
+    experiment and variant, at the measured displacement nearest ``delta``), then every row of
+    ``table``, experiment by experiment."""
+    glance = at_delta(table, delta)
+    columns = list(dict.fromkeys(zip(glance.experiment, glance.variant, strict=True)))
+    lines = [
+        "# The paper's claims on this run",
+        "",
+        "Each claim's effect is a mean over the usable seeds of a variant (ratios as geometric "
+        "means) with its interval; the verdict says whether the interval excludes the null on "
+        "the paper's side (holds), on the other (reversed), or not (inconclusive), and whether a "
+        "fitted exponent's interval excludes its predicted value (differs). docs/science.md §11 "
+        "gives every statistic and rule.",
+        "",
+        f"## At a glance (the measured displacement nearest {delta:g} px)",
+        "",
+        "| claim | " + " | ".join(f"{e} / {v}" for e, v in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for key, block in glance.groupby(["claim", "quantity", "condition"], sort=False):
+        claim, quantity, condition = key
+        label = claim + (f" ({quantity})" if quantity else "")
+        label += ", noisy probes" if condition == "noisy" else ""
+        cells = {(r.experiment, r.variant): _cell(r) for r in block.itertuples(index=False)}
+        lines.append(f"| {label} | " + " | ".join(cells.get(c, "") for c in columns) + " |")
+    for experiment, block in table.groupby("experiment", sort=False):
+        lines += [
+            "",
+            f"## {experiment}",
+            "",
+            "| variant | claim | condition | δ (px) | statistic | paper | estimate [interval] "
+            "| n | verdict | note |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in block.itertuples(index=False):
+            lines.append(
+                f"| {r.variant} | {r.claim} | {r.condition} | {_number(r.delta)} | "
+                f"{r.statistic} | {r.paper} | {_effect(r)} | {r.n} | {r.verdict} | {r.note} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.3g}"
+
+
+def _effect(row) -> str:
+    if not np.isfinite(row.estimate):
+        return ""
+    return f"{row.estimate:.3g} [{row.low:.3g}, {row.high:.3g}]"
+
+
+def _cell(row) -> str:
+    """A verdict and its effect, for the table at a glance."""
+    effect = _effect(row)
+    return f"**{row.verdict}** {effect}" if effect else row.verdict
