@@ -10,7 +10,8 @@ from diffsens.provenance import RunSettings
 
 settings = snakemake.params.settings
 cubes = open_cubes(snakemake.input.cubes)
-noise = {v: RunSettings.from_attrs(c.attrs).training["training_noise"] for v, c in cubes.items()}
+made = {v: RunSettings.from_attrs(c.attrs) for v, c in cubes.items()}
+noise = {v: m.training["training_noise"] for v, m in made.items()}
 varied = len(set(noise.values())) > 1  # colour by training noise when the grid varies it
 figure = error_vs_sensitivity(
     cubes,
@@ -18,5 +19,6 @@ figure = error_vs_sensitivity(
     ceiling=settings["error_ceiling"],
     colour_by=noise if varied else None,
     colour_label="training noise (norm)",
+    shape_by={v: m.model["name"] for v, m in made.items()} if varied else None,
 )
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

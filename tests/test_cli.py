@@ -290,3 +290,50 @@ def test_a_torchvision_model_is_trained_and_measured_on_your_own_images(trained,
                 str(tmp_path / "x.nc"),
             ]
         )
+
+
+def test_claims_join_the_seeds_of_a_variant_and_test_every_claim(trained, capsys):
+    """Three runs measured one by one with ``diffsens measure`` are the seeds of one variant."""
+    from diffsens.claims import COLUMNS, ExperimentResults, evaluate_claims
+    from diffsens.cubes import merge_seeds
+    from diffsens.io import open_cubes, read_table
+
+    data = prepare("mnist5k", n_test=100)
+    spec = {"name": "simple_cnn", "depth": 2, "width": 8, "pooling": "max"}
+    cubes = []
+    for seed in (4, 5, 6):
+        run = trained / ("run" if seed == 4 else f"run{seed}")
+        if seed != 4:
+            train(spec, data, {"optimizer": "adam", "lr": 0.005, "epochs": 1}, run, seed=seed)
+        cubes.append(trained / f"seed{seed}.nc")
+        checkpoints = [str(run / "checkpoints" / f"{name}.pt") for name in ("init", "best")]
+        main(
+            [
+                "measure",
+                *checkpoints,
+                "--data",
+                str(trained / "digits.pt"),
+                "--out",
+                str(cubes[-1]),
+                "--probes",
+                "30",
+                "--deltas",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+    capsys.readouterr()
+    out = trained / "claims.csv"
+    main(["claims", *map(str, cubes), "--ceiling", "0.9", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "## At a glance (the measured displacement nearest 1 px)" in printed
+    assert "| claim | cubes / seed4 | cubes / (all) |" in printed
+    table = read_table(out, columns=COLUMNS)
+    merged = merge_seeds(list(open_cubes(cubes).values()))
+    assert list(merged.seed.values) == [4, 5, 6]
+    expected = evaluate_claims({"cubes": ExperimentResults({"seed4": merged}, ceiling=0.9)})
+    np.testing.assert_allclose(table.estimate, expected.estimate)
+    assert (table.query("claim == 'D_falls_with_training'").n == 3).all()
+    with pytest.raises(SystemExit, match="training seed 4 is in two of the cubes"):
+        main(["claims", str(cubes[0]), str(cubes[0])])

@@ -149,7 +149,10 @@ def test_temperatures():
 def test_error_vs_sensitivity_colours_by_noise_when_given():
     cubes = {"n0": small_cube(0, 0.0), "n1": small_cube(1, 1.0), "n10": small_cube(2, 10.0)}
     fig = plots.error_vs_sensitivity(
-        cubes, colour_by={"n0": 0.0, "n1": 1.0, "n10": 10.0}, colour_label="noise"
+        cubes,
+        colour_by={"n0": 0.0, "n1": 1.0, "n10": 10.0},
+        colour_label="noise",
+        shape_by={"n0": "vgg", "n1": "vgg", "n10": "lenet"},
     )
     axes = labelled(fig)
     for ax in axes[:3]:  # the fourth is the colour bar; log axes only over a decade or more
@@ -163,6 +166,10 @@ def test_error_vs_sensitivity_colours_by_noise_when_given():
     means = [c for c in axes[0].collections if c.get_sizes()[0] > 20]  # one per variant
     colours = [tuple(c.get_facecolor()[0]) for c in means]
     assert len(set(colours)) == 3  # a colour per level
+    shapes = [c.get_paths()[0].vertices.round(6).tobytes() for c in means]
+    assert shapes[0] == shapes[1] != shapes[2]  # a shape per architecture
+    legend = axes[2].get_legend()
+    assert [t.get_text() for t in legend.get_texts()][:2] == ["vgg", "lenet"]
 
 
 def test_spectra_and_empty_spectra():
@@ -375,3 +382,19 @@ def test_claims_colour_every_cell_by_its_verdict_and_give_the_interval():
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "D_falls_with_training (D)" in labels and "spatial_pooling" in labels
     assert "δ = 1.5 px" in fig._suptitle.get_text()
+
+
+def test_layerwise_draws_the_noisy_probes_only_of_nets_trained_on_noise():
+    def with_noisy(cube):
+        noisy = cube[["D", "G", "R"]].sel(condition=["original"]) * 1.5
+        noisy = noisy.assign_coords(condition=["noisy"])
+        return xr.merge(
+            [cube, noisy], join="outer", compat="no_conflicts", combine_attrs="override"
+        )
+
+    cubes = {"clean": with_noisy(small_cube(0)), "noisy": with_noisy(small_cube(1, 3.0))}
+    fig = plots.layerwise(cubes)
+    # panels row by row: D of clean, D of noisy, G of clean, ...
+    drawn = [sum(line.get_color() == plots.PALETTE[2] for line in ax.lines) for ax in fig.axes]
+    assert drawn[0::2] == [0, 0, 0] and drawn[1::2] == [2, 2, 2]  # init and best
+    assert "noisy" in [t.get_text() for t in fig.legends[0].get_texts()]

@@ -2,6 +2,7 @@
 
 diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [--model SPEC] [options]
 diffsens show CUBE.nc [--delta PIXELS]
+diffsens claims CUBE.nc... [--ceiling ERROR] [--delta PIXELS] [--out CLAIMS.csv]
 diffsens check-config CONFIG.yaml
 
 The options of ``measure`` are the ``measure`` settings of the schema (diffsens.settings), with
@@ -145,6 +146,29 @@ def _parser() -> argparse.ArgumentParser:
         "it (default: %(default)s)",
     )
 
+    a = commands.add_parser("claims", help="test the paper's claims on cubes of several seeds")
+    a.add_argument(
+        "cubes",
+        nargs="+",
+        type=Path,
+        metavar="CUBE",
+        help="cubes (.nc) of the workflow or of diffsens measure; cubes made with the same "
+        "settings are the seeds of one variant",
+    )
+    a.add_argument(
+        "--ceiling",
+        type=float,
+        default=None,
+        help="test error above which a trained net is left out as undertrained (default: none)",
+    )
+    a.add_argument(
+        "--delta",
+        type=float,
+        default=settings.defaults("analysis")["delta"],
+        help="typical displacement in pixels of the table at a glance (default: %(default)s)",
+    )
+    a.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
+
     c = commands.add_parser(
         "check-config", help="check a workflow config file, as the workflow does before any job"
     )
@@ -202,6 +226,32 @@ def _show(args) -> None:
     print(summary(cube, args.delta))
 
 
+def _claims(args) -> None:
+    from diffsens.claims import ExperimentResults, claims_markdown, evaluate_claims
+    from diffsens.cubes import merge_seeds
+    from diffsens.io import open_cubes, write_table
+    from diffsens.provenance import RunSettings
+
+    by_settings: dict[str, list] = {}  # the seeds of each variant
+    for path in args.cubes:
+        (cube,) = open_cubes([path]).values()
+        made = RunSettings.from_attrs(cube.attrs, str(path))
+        key = str((made.model, made.training, made.dataset, made.measure))
+        by_settings.setdefault(key, []).append((path, cube))
+    variants = {}
+    for cubes in by_settings.values():
+        path, cube = cubes[0]
+        name = RunSettings.from_attrs(cube.attrs).variant or path.stem
+        variants[name if name not in variants else f"{name}_{len(variants)}"] = merge_seeds(
+            [cube for _, cube in cubes]
+        )
+    table = evaluate_claims({"cubes": ExperimentResults(variants, ceiling=args.ceiling)})
+    print(claims_markdown(table, args.delta))
+    if args.out is not None:
+        write_table(table, args.out)
+        print(f"wrote {args.out}")
+
+
 def _check_config(args) -> None:
     from diffsens.config import Config, read_yaml
 
@@ -222,7 +272,13 @@ def main(argv: list[str] | None = None) -> None:
     from diffsens.runtime import tune_allocator
 
     tune_allocator()
-    command = {"measure": _measure, "show": _show, "check-config": _check_config}[args.command]
+    commands = {
+        "measure": _measure,
+        "show": _show,
+        "claims": _claims,
+        "check-config": _check_config,
+    }
+    command = commands[args.command]
     try:
         command(args)
     except (

@@ -7,14 +7,15 @@ delta, and attributes saying what it was made from (:class:`diffsens.provenance.
 model, training, dataset, measure, experiment, variant) and with (git commit, package versions,
 device, date). docs/formats.md describes the layout.
 
-:func:`collect` stacks the seeds' runs (:func:`diffsens.checkpoints.measure_run`) into a cube;
-:func:`summary` reads one back. Neither needs torch, so reading cubes takes a second.
+:func:`collect` stacks the seeds' runs (:func:`diffsens.checkpoints.measure_run`) into a cube,
+:func:`merge_seeds` joins cubes of other seeds, :func:`summary` reads one back. None needs
+torch, so reading cubes takes a second.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ import xarray as xr
 from diffsens.io import write_netcdf
 from diffsens.provenance import RunSettings, software
 
-__all__ = ["collect", "summary", "write_netcdf"]
+__all__ = ["collect", "merge_seeds", "summary", "write_netcdf"]
 
 
 def collect(
@@ -58,6 +59,22 @@ def collect(
     named = RunSettings(**{**vars(settings), "experiment": experiment, "variant": variant})
     cube.attrs.update(named.to_attrs(), **software(), device=", ".join(devices))
     return cube
+
+
+def merge_seeds(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
+    """One cube from cubes of one variant measured on other training seeds (one ``diffsens
+    measure`` per seed, say): their runs, collected again (:func:`collect` checks that they were
+    made and measured alike)."""
+    runs: dict[int, xr.Dataset] = {}
+    for cube in cubes:
+        for seed in map(int, cube.seed.values):
+            if seed in runs:
+                raise ValueError(f"training seed {seed} is in two of the cubes")
+            run = cube.sel(seed=seed).drop_vars(["seed", "measure_seed"])
+            run.attrs = {**cube.attrs, "seed": int(cube.measure_seed.sel(seed=seed))}
+            runs[seed] = run
+    settings = RunSettings.from_attrs(cubes[0].attrs)
+    return collect(runs, experiment=settings.experiment, variant=settings.variant)
 
 
 def summary(cube: xr.Dataset, delta: float = 1.0) -> str:

@@ -46,6 +46,7 @@ __all__ = [
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 """Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
 _STYLE = {"init": "--", "best": "-", "last": "-."}
+_CONDITION_COLOURS = {"original": PALETTE[0], "shuffled": PALETTE[1], "noisy": PALETTE[2]}
 _SYMBOLS = {"D": r"$D_k$", "G": r"$G_k$", "R": r"$R_k = D_k / G_k$"}
 
 
@@ -77,7 +78,8 @@ def layerwise(
 ) -> Figure:
     """D_k, G_k, R_k (rows) against depth k, one column per variant (cube).
 
-    Colours tell the conditions (original, channel-shuffled) apart, line styles the checkpoints
+    Colours tell the conditions (original, channel-shuffled, noisy probes; the last only for nets
+    trained on noise, for which it differs from the original) apart, line styles the checkpoints
     (init dashed). The measured temperature nearest a typical displacement of ``delta`` pixels is
     drawn; titles give the trained net's test error, in red above ``ceiling``.
     """
@@ -92,20 +94,27 @@ def layerwise(
         for ax, quantity in zip(axes, quantities, strict=True):
             _depth_ticks(ax, cube, "probe point", labelled=ax is axes[-1])
             data = cube[quantity]
-            for i, condition in enumerate(map(str, cube.condition.values)):
+            for condition in map(str, cube.condition.values):
+                if condition == "noisy" and not _trained_on_noise(cube):
+                    continue  # the same measurement as the original
                 conditions += [] if condition in conditions else [condition]
                 for checkpoint in map(str, cube.checkpoint.values):
                     checkpoints += [] if checkpoint in checkpoints else [checkpoint]
                     values = data.sel(condition=condition, checkpoint=checkpoint)
-                    _band(ax, depth, values, PALETTE[i], _STYLE.get(checkpoint, ":"))
+                    colour = _CONDITION_COLOURS[condition]
+                    _band(ax, depth, values, colour, _STYLE.get(checkpoint, ":"))
             _log_y(ax)
             ax.grid(alpha=0.3, which="both")
             ax.set_ylabel(_SYMBOLS.get(quantity, quantity))
         _title(axes[0], variant, cube, ceiling, f"  (δ = {float(cube.delta):.2f} px)")
-    handles = [Patch(color=PALETTE[i], label=c) for i, c in enumerate(conditions)]  # any line
+    handles = [Patch(color=_CONDITION_COLOURS[c], label=c) for c in conditions]  # any line
     handles += [Line2D([], [], color="grey", ls=_STYLE.get(c, ":"), label=c) for c in checkpoints]
     _legend(fig, handles)
     return fig
+
+
+def _trained_on_noise(cube: xr.Dataset) -> bool:
+    return RunSettings.from_attrs(cube.attrs).training.get("training_noise", 0) > 0
 
 
 def compare(
@@ -254,6 +263,7 @@ def error_vs_sensitivity(
     ceiling: float | None = None,
     colour_by: Mapping[str, float] | None = None,
     colour_label: str = "",
+    shape_by: Mapping[str, str] | None = None,
 ) -> Figure:
     """Test error against D, G and R of the output of each trained net (paper figures 1 and 7,
     docs/science.md §10).
@@ -261,7 +271,8 @@ def error_vs_sensitivity(
     One small marker per seed, one large per variant (mean over seeds), at the temperature
     nearest ``delta`` pixels; a dashed line marks the ``ceiling`` on test error above which a
     net counts as undertrained. ``colour_by`` maps each variant to a number (e.g. its
-    training-noise level) shown on a colour scale; otherwise each variant gets its own colour.
+    training-noise level) shown on a colour scale, and ``shape_by`` to a name (e.g. its
+    architecture) shown by the marker's shape; otherwise each variant gets its own colour.
     """
     fig = Figure(figsize=(10, 3.4))
     axes = fig.subplots(1, 3, sharey=True)
@@ -273,6 +284,8 @@ def error_vs_sensitivity(
         colours = {v: cmap(levels.index(float(colour_by[v]))) for v in cubes}
     else:
         colours = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(cubes)}
+    names = list(dict.fromkeys((shape_by or {}).get(v, "") for v in cubes))
+    shapes = {v: _SHAPES[names.index((shape_by or {}).get(v, "")) % len(_SHAPES)] for v in cubes}
     for ax, quantity in zip(axes, QUANTITIES, strict=True):
         positive = False
         for variant, cube in cubes.items():
@@ -281,15 +294,16 @@ def error_vs_sensitivity(
             out = out.sel(checkpoint=trained, condition="original")
             positive |= bool((out > 0).any())  # NaN where the output collapsed
             error = cube.test_error.sel(checkpoint=trained)
-            ax.scatter(out, error, s=10, color=colours[variant], alpha=0.5, lw=0)
+            style = {"color": colours[variant], "marker": shapes[variant]}
+            ax.scatter(out, error, s=10, alpha=0.5, lw=0, **style)
             ax.scatter(
                 float(out.mean()),
                 float(error.mean()),
                 s=45,
-                color=colours[variant],
                 edgecolor="black",
                 lw=0.5,
                 label=variant,
+                **style,
             )
         if ceiling is not None:
             ax.axhline(ceiling, color="#C00000", ls="--", lw=0.8)
@@ -299,6 +313,7 @@ def error_vs_sensitivity(
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("test error")
     if scale is not None:
+        fig.subplots_adjust(left=0.07, bottom=0.16)  # room for the axis labels
         mappable = matplotlib.cm.ScalarMappable(norm=scale, cmap=cmap)
         bar = fig.colorbar(
             mappable, ax=axes, label=colour_label, fraction=0.04, ticks=range(len(levels))
@@ -306,6 +321,11 @@ def error_vs_sensitivity(
         bar.set_ticklabels([f"{level:g}" for level in levels])
     handles = [
         *([] if scale is not None else axes[0].get_legend_handles_labels()[0]),
+        *[
+            Line2D([], [], color="grey", ls="none", marker=_SHAPES[i % len(_SHAPES)], label=name)
+            for i, name in enumerate(names)
+            if len(names) > 1
+        ],
         Line2D([], [], color="grey", ls="none", marker="o", ms=3, alpha=0.6, label="one seed"),
         Line2D([], [], color="grey", ls="none", marker="o", ms=7, mec="black", label="seed mean"),
     ]
@@ -316,6 +336,10 @@ def error_vs_sensitivity(
     else:  # the colour bar takes the right margin
         axes[-1].legend(handles=handles, fontsize=7, loc="best")
     return fig
+
+
+_SHAPES = ["o", "s", "^", "D", "v", "P", "X", "*"]
+"""Marker shapes telling apart what colour does not (architectures in a noise series)."""
 
 
 def _log_values(ax) -> None:
