@@ -484,12 +484,16 @@ def test_default_config_satisfies_its_promises():
     sources = {d["source"] for d in config["datasets"].values()}
     assert {"mnist5k", "scale_detection_2d", "scale_detection_1d"} <= sources
     for experiment in config["experiments"].values():
-        assert len(experiment["seeds"]) >= 2
+        assert len(experiment["seeds"]) >= 4  # enough for a verdict with a seed to spare
         measure = experiment["measure"]
         assert set(measure["checkpoints"]) & {"init"} and len(measure["checkpoints"]) >= 2
         if measure.get("deformation", "diffeo") == "diffeo":  # several sizes, 1 pixel among them
             assert len(measure["deltas"]) >= 3 and 1 in measure["deltas"]
     assert sum(len(e["variants"]) for e in config["experiments"].values()) >= 4
+    digits = config["experiments"]["mnist"]  # a noise series, measured both ways
+    noises = {v.get("training", {}).get("training_noise", 0) for v in digits["variants"].values()}
+    assert len(noises) >= 3 and 0 in noises
+    assert "noisy" in digits["measure"]["conditions"]
 
 
 def test_the_library_and_the_command_take_their_settings_from_the_schema():

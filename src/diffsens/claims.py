@@ -166,45 +166,45 @@ def _join(*notes: str) -> str:
     return "; ".join(note for note in notes if note)
 
 
+def _over_seeds(
+    values: np.ndarray, row: dict, note: str, confidence: float, verdict, transform=None
+) -> dict:
+    """``row`` completed with the mean of the finite ``values`` (one per seed) and its
+    interval, mapped through ``transform``, and the ``verdict(low, high)`` of that interval."""
+    values = values[np.isfinite(values)]
+    if len(values) < MIN_SEEDS:
+        return _not_applicable(_join(note, _too_few(len(values))), **row, n=len(values))
+    estimate, low, high = map(transform or float, _t_interval(values, confidence))
+    return {
+        **row,
+        "estimate": estimate,
+        "low": low,
+        "high": high,
+        "n": len(values),
+        "verdict": verdict(low, high),
+        "note": note,
+    }
+
+
 def _ratio(logs: np.ndarray, paper: int, confidence: float, note: str) -> dict:
     """A ratio (or a factor per probe point) from its per-seed logarithms: the geometric mean
     and its interval, against 1."""
     row = {"paper": "below 1" if paper < 0 else "above 1", "null": 1.0}
-    logs = logs[np.isfinite(logs)]
-    if len(logs) < MIN_SEEDS:
-        return _not_applicable(_join(note, _too_few(len(logs))), **row)
-    mean, low, high = map(math.exp, _t_interval(logs, confidence))
-    return {
-        **row,
-        "estimate": mean,
-        "low": low,
-        "high": high,
-        "n": len(logs),
-        "verdict": _side(low, high, 1.0, paper),
-        "note": note,
-    }
+    return _over_seeds(
+        logs, row, note, confidence, lambda low, high: _side(low, high, 1.0, paper), math.exp
+    )
 
 
 def _exponent(exponents: np.ndarray, predicted: float, confidence: float, note: str) -> dict:
     """A fitted exponent (one per seed) against the value its law predicts."""
+
+    def verdict(low: float, high: float) -> str:
+        if not low <= predicted <= high:
+            return "differs"
+        return "inconclusive" if low <= 0 <= high else "holds"
+
     row = {"paper": f"{predicted:.4g}", "null": 0.0}
-    exponents = exponents[np.isfinite(exponents)]
-    if len(exponents) < MIN_SEEDS:
-        return _not_applicable(_join(note, _too_few(len(exponents))), **row)
-    mean, low, high = _t_interval(exponents, confidence)
-    if not low <= predicted <= high:
-        verdict = "differs"
-    else:
-        verdict = "inconclusive" if low <= 0 <= high else "holds"
-    return {
-        **row,
-        "estimate": mean,
-        "low": low,
-        "high": high,
-        "n": len(exponents),
-        "verdict": verdict,
-        "note": note,
-    }
+    return _over_seeds(exponents, row, note, confidence, verdict)
 
 
 class _Variant:
