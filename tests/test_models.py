@@ -465,3 +465,47 @@ def test_the_documented_probe_points_are_the_registry_s():
         assert list(model.probe_points) == points.split(", ") and int(count) == len(
             points.split(", ")
         )
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_mean_field_simple_cnn_is_the_authors_net(dim):
+    """N(0, 1) weights and biases, weights divided by sqrt(fan-in) in the forward pass,
+    sqrt(F) * ReLU blocks, global average pooling, readout b + x . w / width."""
+    import math
+
+    import torch.nn.functional as F
+
+    depth, width, size, fs = 3, 32, 16, 2
+    torch.manual_seed(0)
+    net = build(
+        "simple_cnn",
+        in_channels=2,
+        num_classes=1,
+        input_size=size,
+        dim=dim,
+        depth=depth,
+        width=width,
+        filter_size=fs,
+        stride=2,
+        parametrisation="mean_field",
+    )
+    convs = [getattr(net, f"conv{k}") for k in range(1, depth + 1)]
+    expected = sum(width * c.in_channels * fs**dim + width for c in convs) + width + 1
+    assert sum(p.numel() for p in net.parameters()) == expected
+    weights = torch.cat([p.detach().flatten() for p in net.parameters()])
+    assert abs(float(weights.mean())) < 0.05 and abs(float(weights.std()) - 1) < 0.05
+    x = torch.randn(4, 2, *[size] * dim, generator=torch.Generator().manual_seed(1))
+    conv = F.conv1d if dim == 1 else F.conv2d
+    y = x
+    for c in convs:
+        fan_in = c.in_channels * fs**dim
+        y = math.sqrt(fs) * F.relu(conv(y, c.weight / math.sqrt(fan_in), c.bias, stride=2))
+    y = y.flatten(2).mean(-1)
+    by_hand = net.readout.bias + y @ net.readout.weight.T / width
+    torch.testing.assert_close(net(x), by_hand, rtol=1e-6, atol=1e-6)
+    assert list(net.probe_points) == [f"relu{k}" for k in range(1, depth + 1)] + ["output"]
+
+
+def test_the_parametrisation_is_checked():
+    with pytest.raises(ValueError, match=r"parametrisation must be one of \['standard', 'mean_f"):
+        build("simple_cnn", in_channels=1, num_classes=1, input_size=8, parametrisation="ntk")

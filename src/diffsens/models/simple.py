@@ -2,9 +2,10 @@
 
 ``simple_cnn`` (docs/science.md §5): depth L of [conv, ReLU, optional pool], global average
 pooling, a linear readout, in 1-D or 2-D; strides and pooling set how fast the spatial size
-shrinks with depth. ``constant_filters`` (docs/science.md §8): one channel, every filter weight
-the same constant, no readout; on one-hot inputs its activations can be computed by hand, which
-is what makes it the theory's model.
+shrinks with depth; PyTorch's parametrisation, or the authors' mean-field one.
+``constant_filters`` (docs/science.md §8): one channel, every filter weight the same constant,
+no readout; on one-hot inputs its activations can be computed by hand, which is what makes it
+the theory's model.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ from diffsens.models._registry import register_model
 from diffsens.probes import OUTPUT
 
 __all__ = [
+    "PARAMETRISATIONS",
     "POOLINGS",
     "ConstantConv",
     "ConstantFilters",
+    "MeanFieldConv1d",
+    "MeanFieldConv2d",
+    "MeanFieldReadout",
+    "ScaledReLU",
     "SimpleCNN",
     "Subsample",
     "constant_filters",
@@ -42,6 +48,58 @@ __all__ = [
 ]
 
 POOLINGS = ("none", "max", "avg", "subsampling")
+PARAMETRISATIONS = ("standard", "mean_field")
+
+
+class _MeanFieldConv:
+    """The authors' conv layer: weights and biases drawn N(0, 1), the weight divided by the
+    square root of its fan-in (input channels x filter pixels) in the forward pass, so that
+    every weight moves at the same rate under SGD whatever the width."""
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight)
+        if self.bias is not None:
+            nn.init.normal_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight / math.sqrt(self.weight[0].numel()), self.bias)
+
+
+class MeanFieldConv1d(_MeanFieldConv, nn.Conv1d):
+    pass
+
+
+class MeanFieldConv2d(_MeanFieldConv, nn.Conv2d):
+    pass
+
+
+MEAN_FIELD_CONV = {1: MeanFieldConv1d, 2: MeanFieldConv2d}
+
+
+class ScaledReLU(nn.ReLU):
+    """``gain * relu(x)``: the authors' ``sqrt(F) * ReLU`` block output."""
+
+    def __init__(self, gain: float):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gain * super().forward(x)
+
+    def extra_repr(self) -> str:
+        return f"gain={self.gain:.4g}"
+
+
+class MeanFieldReadout(nn.Linear):
+    """``b + x . w / width``, weights and bias N(0, 1): the authors' mean-field readout, whose
+    output at initialisation shrinks as 1/sqrt(width)."""
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight)
+        nn.init.normal_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias + x @ self.weight.T / self.in_features
 
 
 class Subsample(nn.Module):
@@ -110,7 +168,10 @@ class SimpleCNN(Network):
         pooling: str,
         pool_size: int,
         bias: bool,
+        parametrisation: str,
     ):
+        mean_field = parametrisation == "mean_field"
+        conv = (MEAN_FIELD_CONV if mean_field else CONV)[dim]
         layers: dict[str, nn.Module] = {}
         probes = []
         sizes = {"input": input_size}
@@ -119,10 +180,10 @@ class SimpleCNN(Network):
             n = check_reaches(
                 "simple_cnn", f"conv{k}", n, conv_size(n, filter_size, stride, padding)
             )
-            layers[f"conv{k}"] = CONV[dim](
+            layers[f"conv{k}"] = conv(
                 channels, width, filter_size, stride=stride, padding=padding, bias=bias
             )
-            layers[f"relu{k}"] = nn.ReLU(inplace=False)
+            layers[f"relu{k}"] = ScaledReLU(math.sqrt(filter_size)) if mean_field else nn.ReLU()
             sizes[f"conv{k}"] = sizes[f"relu{k}"] = n
             probes.append(f"relu{k}")
             if pooling != "none":
@@ -133,7 +194,7 @@ class SimpleCNN(Network):
             channels = width
         layers["gap"] = GLOBAL_AVG_POOL[dim](1)
         layers["flatten"] = nn.Flatten()
-        layers["readout"] = nn.Linear(channels, num_classes)
+        layers["readout"] = (MeanFieldReadout if mean_field else nn.Linear)(channels, num_classes)
         super().__init__(layers, [*probes, OUTPUT])
         self.sizes = sizes
 
@@ -153,6 +214,7 @@ def simple_cnn(
     pooling: str = "none",
     pool_size: int = 2,
     bias: bool = True,
+    parametrisation: str = "standard",
 ) -> SimpleCNN:
     """Depth ``depth`` of [conv (``width`` channels, ``filter_size``, ``stride``), ReLU, pool].
 
@@ -160,11 +222,17 @@ def simple_cnn(
     defaults to ``(filter_size - 1) // 2``. ``pooling`` ("none", "max", "avg", "subsampling")
     follows every layer with window and step ``pool_size``. The paper's 1-D net is
     ``dim=1, depth=7, filter_size=2, stride=2, width=1000`` on length 128 (128 -> 1).
+
+    ``parametrisation``: "standard" (PyTorch's layers and initialisation) or "mean_field" (the
+    authors' 1-D nets, docs/science.md §5): weights and biases N(0, 1), each conv weight divided
+    by sqrt(fan-in) in the forward pass, blocks ``sqrt(filter_size) * relu``, and a mean-field
+    readout ``b + x . w / width``.
     """
     dim = check_dim(dim)
     depth = check_int("depth", depth)
     filter_size = check_int("filter_size", filter_size)
     check_choice("pooling", pooling, POOLINGS)
+    check_choice("parametrisation", parametrisation, PARAMETRISATIONS)
     if not isinstance(bias, bool):
         raise ValueError(f"option bias must be True or False, got {bias!r}")
     if padding is None:
@@ -181,6 +249,7 @@ def simple_cnn(
         pooling=pooling,
         pool_size=check_int("pool_size", pool_size),
         bias=bias,
+        parametrisation=parametrisation,
     )
 
 
