@@ -63,6 +63,24 @@ def test_contradicting_measure_and_theory_settings_are_named():
     ]
 
 
+def test_the_authors_training_settings_are_checked_before_any_job():
+    broken = copy.deepcopy(TINY)
+    broken["experiments"]["tiny"].update(model={"name": "lenet"}, variants={"a": {}})
+    broken["experiments"]["tiny"]["training"].update(
+        lr_per_width=True, zero_loss_multiple=500, validation=4900
+    )
+    with pytest.raises(SettingsError) as error:
+        Config(broken)
+    assert error.value.problems == [
+        "experiments.tiny.training.zero_loss_multiple: has no effect without "
+        "stop_at_zero_loss: true",
+        "experiments.tiny.training.validation: 4900 validation examples leave none of the 4900 "
+        "training examples to train on",
+        "experiments.tiny.training.lr_per_width: model 'lenet' has no width option to scale the "
+        "rate by",
+    ]
+
+
 def test_the_shipped_configs_are_valid():
     from tests.workflow_helpers import REPO
 

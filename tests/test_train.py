@@ -15,7 +15,14 @@ from diffsens.data import PreparedData, prepare
 from diffsens.io import CorruptedFile
 from diffsens.models import build_spec
 from diffsens.settings import SettingsError
-from diffsens.train import load_checkpoint, resolve_config, train
+from diffsens.train import (
+    learning_rate,
+    load_checkpoint,
+    resolve_config,
+    ridge_penalty,
+    train,
+    validation_split,
+)
 
 SMALL_CNN = {"name": "simple_cnn", "dim": 2, "depth": 3, "width": 8, "pooling": "max"}
 
@@ -344,11 +351,11 @@ def test_weight_decay_can_spare_biases_and_norms():
     from diffsens.train import _optimizer
 
     model = build_spec({"name": "vgg11_bn"}, in_channels=3, num_classes=10, input_size=32)
-    spared = _optimizer(model, resolve_config({"decay_biases_and_norms": False}))
+    spared = _optimizer(model, resolve_config({"decay_biases_and_norms": False}), 0.1)
     decayed, exempt = spared.param_groups
     assert all(p.ndim > 1 for p in decayed["params"]) and decayed["weight_decay"] == 5e-4
     assert all(p.ndim == 1 for p in exempt["params"]) and exempt["weight_decay"] == 0.0
-    (everything,) = _optimizer(model, resolve_config({})).param_groups
+    (everything,) = _optimizer(model, resolve_config({}), 0.1).param_groups
     assert len(everything["params"]) == len(list(model.parameters()))
 
 
@@ -393,3 +400,102 @@ def test_a_progress_bar_shows_on_a_terminal_and_stays_out_of_logs(tmp_path):
         [sys.executable, str(script), str(tmp_path / "log")], capture_output=True, text=True
     )
     assert logged.returncode == 0 and "epoch 1/2:" not in logged.stderr + logged.stdout
+
+
+def fitted_from_the_start(seed: int, n: int = 24, wrong: torch.Tensor | None = None):
+    """1-D signals that a net without conv biases classifies with margin at least 10 as
+    initialised by ``seed``: zero hinge loss, hence zero gradient, from the first batch.
+    ``wrong``: indices of training examples given the other label."""
+    spec = {"name": "simple_cnn", "dim": 1, "depth": 2, "width": 4, "bias": False}
+    torch.manual_seed(seed)
+    net = build_spec(spec, in_channels=1, num_classes=1, input_size=16)
+    x = torch.randn(2 * n, 1, 16, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        bias = float(net.readout.bias)
+        g = net(x).squeeze(1) - bias  # positively homogeneous: g(c x) = c g(x) for c > 0
+    x = x * ((10 + abs(bias)) / g.abs())[:, None, None]
+    labels = torch.sign(g)
+    if wrong is not None:
+        labels[wrong] = -labels[wrong]
+    data = PreparedData("fitted", x[:n], labels[:n], x[n:], labels[n:], 1, (0.0,))
+    return spec, data
+
+
+def test_the_zero_loss_rule_trains_to_its_multiple_of_the_first_zero_loss_epoch(tmp_path):
+    spec, data = fitted_from_the_start(seed=3)
+    config = {
+        "loss": "hinge",
+        "optimizer": "sgd",
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "lr": 0.1,
+        "batch_size": 8,
+        "epochs": 40,
+        "stop_at_zero_loss": True,
+    }
+    first = train(spec, data, config, tmp_path / "first", seed=3)
+    assert first.sizes["epoch"] == 2 and float(first.train_loss[1]) == 0  # epochs 0 and 1
+    history = train(
+        spec, data, {**config, "zero_loss_multiple": 7, "validation": 6}, tmp_path / "m7", seed=3
+    )
+    assert list(history.epoch.values) == list(range(8))  # zero loss at 1, stopped at 7 x 1
+    assert (history.validation_error[1:] == 0).all()
+    assert np.isnan(first.validation_error).all()
+
+
+def test_the_zero_loss_rule_waits_for_a_zero_validation_error(tmp_path):
+    _, held_out = validation_split(24, 6, seed=3)
+    spec, data = fitted_from_the_start(seed=3, wrong=held_out[:1])  # one wrong label, held out
+    config = {
+        "loss": "hinge",
+        "optimizer": "sgd",
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "lr": 0.1,
+        "batch_size": 8,
+        "epochs": 9,
+        "stop_at_zero_loss": True,
+        "validation": 6,
+    }
+    history = train(spec, data, config, tmp_path, seed=3)
+    assert (history.train_loss[1:] == 0).all()  # every kept example is fitted
+    assert history.sizes["epoch"] == 10  # the cap: one in six held-out examples stays wrong
+    assert np.allclose(history.validation_error, 1 / 6)
+
+
+def test_lr_per_width_scales_the_rate_by_the_width(tmp_path):
+    config = {"loss": "hinge", "epochs": 1, "optimizer": "sgd", "lr": 0.001, "lr_per_width": True}
+    history = train({"name": "fc2", "width": 16}, separable_1d(), config, tmp_path / "a")
+    assert float(history.lr[1]) == pytest.approx(0.001 * 16)
+    spec = {"name": "simple_cnn", "dim": 1, "depth": 2}  # width by default: 64
+    assert learning_rate(spec, resolve_config(config)) == pytest.approx(0.064)
+    with pytest.raises(SettingsError, match="lr_per_width: model 'lenet' has no width option"):
+        learning_rate({"name": "lenet"}, resolve_config(config))
+
+
+def test_the_ridge_is_the_mean_of_the_conv_weights_squared_norms_over_their_channels(tmp_path):
+    spec = {"name": "simple_cnn", "dim": 1, "depth": 3, "width": 6, "parametrisation": "mean_field"}
+    net = build_spec(spec, in_channels=1, num_classes=1, input_size=16)
+    convs = [getattr(net, f"conv{k}") for k in (1, 2, 3)]
+    by_hand = sum(float((c.weight.detach() ** 2).sum()) / 6 for c in convs) / 3
+    assert float(ridge_penalty([c.weight.detach() for c in convs])) == pytest.approx(by_hand)
+    # one step of SGD: the ridge moves the conv weights, and nothing else
+    x = torch.randn(32, 1, 16, generator=torch.Generator().manual_seed(1))
+    y = torch.where(torch.arange(32) % 2 == 0, 1.0, -1.0)
+    one_batch = PreparedData("one", x[:16], y[:16], x[16:], y[16:], 1, (0.0,))
+    config = {
+        "loss": "hinge",
+        "epochs": 1,
+        "optimizer": "sgd",
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "lr": 0.5,
+        "batch_size": 16,
+    }
+    states = {}
+    for ridge in (0.0, 10.0):
+        train(spec, one_batch, {**config, "ridge": ridge}, tmp_path / str(ridge))
+        states[ridge] = load_checkpoint(tmp_path / str(ridge) / "checkpoints" / "last.pt")[0]
+    for name, value in states[0.0].state_dict().items():
+        moved = not torch.equal(value, states[10.0].state_dict()[name])
+        assert moved == (name.endswith("weight") and name.startswith("conv")), name

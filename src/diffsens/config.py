@@ -298,6 +298,10 @@ class Config:
                 where = self._where(experiment, variant, "model", key)
                 problem = f"model {spec['name']!r} has no option {key!r}; its options are "
                 problems.append((experiment, variant, where, problem + str(sorted(options))))
+            if settings["training"]["lr_per_width"] and "width" not in {**options, **spec}:
+                where = self._where(experiment, variant, "training", "lr_per_width")
+                problem = f"model {spec['name']!r} has no width option to scale the rate by"
+                problems.append((experiment, variant, where, problem))
             if unknown or shape is None:
                 continue
             key = repr((spec, shape))

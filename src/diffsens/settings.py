@@ -149,6 +149,8 @@ def conflicts(group_name: str, resolved: Mapping) -> list[tuple[str, str]]:
             found.append(
                 ("save_epochs", f"epochs {late} are after the last epoch ({resolved['epochs']})")
             )
+        if resolved["zero_loss_multiple"] > 1 and not resolved["stop_at_zero_loss"]:
+            found.append(("zero_loss_multiple", "has no effect without stop_at_zero_loss: true"))
     return found
 
 
@@ -162,6 +164,14 @@ def training_conflicts(training: Mapping, shape) -> list[tuple[str, str]]:
         found.append(("loss", f"the data have {labels}: expected {expected!r}"))
     if training["augmentation"] != "none" and shape.dims != 2:
         found.append(("augmentation", "random crops need images; the data are 1-D signals"))
+    if training["validation"] >= shape.n_train:
+        found.append(
+            (
+                "validation",
+                f"{training['validation']} validation examples leave none of the "
+                f"{shape.n_train} training examples to train on",
+            )
+        )
     return found
 
 

@@ -46,12 +46,21 @@ from diffsens.provenance import RunSettings, software
 from diffsens.runtime import describe_device, pick_device, terminal_progress
 from diffsens.settings import SettingsError, canonical, resolve, training_conflicts
 
-__all__ = ["CHECKPOINT_FORMAT", "TrainingInterrupted", "load_checkpoint", "resolve_config", "train"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "TrainingInterrupted",
+    "learning_rate",
+    "load_checkpoint",
+    "resolve_config",
+    "ridge_penalty",
+    "train",
+    "validation_split",
+]
 
 CHECKPOINT_FORMAT = 1
 """Version of the checkpoint layout described in docs/formats.md."""
 _CROP_PADDING = 4
-_HISTORY = ("epoch", "train_loss", "train_error", "test_error", "lr", "time")
+_HISTORY = ("epoch", "train_loss", "train_error", "test_error", "lr", "time", "validation_error")
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +196,18 @@ class _Run:
         )
         torch.manual_seed(seed)
         self.model = build_spec(model_spec, **self.data_shape).to(self.device)
-        self.optimizer = _optimizer(self.model, cfg)
+        self.conv_weights = [
+            m.weight for m in self.model.modules() if isinstance(m, nn.modules.conv._ConvNd)
+        ]
+        if cfg["ridge"] and not self.conv_weights:
+            raise SettingsError([f"ridge: model {model_spec} has no conv layers to put it on"])
+        self.optimizer = _optimizer(self.model, cfg, learning_rate(model_spec, cfg))
         self.scheduler = _scheduler(self.optimizer, cfg)
         self.order = torch.Generator().manual_seed(seed)
         self.draws = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.history = {key: [] for key in _HISTORY}
         self.best = {"error": math.inf, "epoch": -1}
+        self.first_zero_loss = None  # the first epoch of zero training loss
         self.epoch = 0  # last epoch finished, or the one under way when ``position`` is set
         self.position = None  # inside an interrupted epoch: permutation, next batch, sums
         self.kept: list[str] = []
@@ -206,8 +221,11 @@ class _Run:
             "seed": seed,
             "device": describe_device(self.device),
         }
-        self.train_x = _place(data.train_images, self.device)
-        self.train_y = _place(data.train_labels, self.device)
+        kept, validation = validation_split(shape.n_train, cfg["validation"], seed)
+        self.train_x = _place(data.train_images[kept], self.device)
+        self.train_y = _place(data.train_labels[kept], self.device)
+        self.validation_x = _place(data.train_images[validation], self.device)
+        self.validation_y = _place(data.train_labels[validation], self.device)
         self.test_x = _place(data.test_images, self.device)
         self.test_y = _place(data.test_labels, self.device)
         self.fill = torch.tensor(data.fill, device=self.device)
@@ -249,7 +267,7 @@ class _Run:
             self.draws.set_state(state["rng"]["draws"])
         except (KeyError, RuntimeError, ValueError) as error:  # a state of another version
             return self._discard(f"it does not fit this run ({type(error).__name__}: {error})")
-        for key in ("best", "history", "position", "epoch", "kept", "finished"):
+        for key in ("best", "history", "position", "epoch", "kept", "finished", "first_zero_loss"):
             setattr(self, key, state[key])
         log.info(
             "resuming from %s: %s",
@@ -271,7 +289,8 @@ class _Run:
         """Checkpoint the initial net (epoch 0) and save the first state."""
         init_error = evaluate(self.model, self.test_x, self.test_y, self.cfg, self.device)
         self._checkpoint("init", 0, init_error)
-        self._record(0, math.nan, math.nan, init_error, self.cfg["lr"], 0.0)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self._record(0, math.nan, math.nan, init_error, lr, 0.0, self._validation_error())
         self._save_state()
         log.info("epoch 0: test error %.4f (initialisation)", init_error)
 
@@ -284,24 +303,30 @@ class _Run:
                 self.epoch = epoch
                 train_loss, train_error, lr, seconds = self._train_epoch(stop)
                 test_error = evaluate(self.model, self.test_x, self.test_y, self.cfg, self.device)
-                self._record(epoch, train_loss, train_error, test_error, lr, seconds)
-                self._end_epoch(epoch, train_loss, test_error)
+                validation_error = self._validation_error()
+                self._record(
+                    epoch, train_loss, train_error, test_error, lr, seconds, validation_error
+                )
+                self._end_epoch(epoch, train_loss, test_error, validation_error)
                 remaining = (time.perf_counter() - started) / (epoch - first + 1)
                 log.info(
-                    "epoch %d/%d: loss %.4g, train error %.4f, test error %.4f, lr %.3g, "
-                    "%.1f s, about %.0f s left",
+                    "epoch %d/%d: loss %.4g, train error %.4f, test error %.4f%s, lr %.3g, "
+                    "%.1f s, at most %.0f s left",
                     epoch,
                     self.cfg["epochs"],
                     train_loss,
                     train_error,
                     test_error,
+                    ""
+                    if math.isnan(validation_error)
+                    else f", validation error {validation_error:.4f}",
                     lr,
                     seconds,
                     remaining * (self.cfg["epochs"] - epoch),
                 )
                 if self.finished:
                     break
-        why = "zero training loss" if self.epoch < self.cfg["epochs"] else "last epoch"
+        why = "the zero-loss rule" if self.epoch < self.cfg["epochs"] else "last epoch"
         log.info(
             "finished after epoch %d (%s); best test error %.4f at epoch %d",
             self.epoch,
@@ -347,6 +372,8 @@ class _Run:
             if cfg["l2_penalty"]:
                 penalty = sum(p.square().sum() for p in self.model.parameters())
                 loss = loss + cfg["l2_penalty"] * penalty
+            if cfg["ridge"]:
+                loss = loss + cfg["ridge"] * ridge_penalty(self.conv_weights)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {self.epoch}, batch {b + 1}; "
@@ -364,15 +391,27 @@ class _Run:
         self.position = None
         return float(loss_sum) / n, int(error_sum) / n, lr, time.perf_counter() - start
 
-    def _end_epoch(self, epoch: int, train_loss: float, test_error: float) -> None:
+    def _validation_error(self) -> float:
+        if not len(self.validation_x):
+            return math.nan
+        return evaluate(self.model, self.validation_x, self.validation_y, self.cfg, self.device)
+
+    def _end_epoch(
+        self, epoch: int, train_loss: float, test_error: float, validation_error: float
+    ) -> None:
         if test_error < self.best["error"]:
             self.best = {"error": test_error, "epoch": epoch}
             self._checkpoint("best", epoch, test_error)
         if epoch in self.cfg["save_epochs"]:
             self._checkpoint(f"epoch_{epoch}", epoch, test_error)
         self._checkpoint("last", epoch, test_error)
+        if train_loss == 0 and self.first_zero_loss is None:
+            self.first_zero_loss = epoch
         self.finished = epoch == self.cfg["epochs"] or (
-            self.cfg["stop_at_zero_loss"] and train_loss == 0
+            self.cfg["stop_at_zero_loss"]
+            and train_loss == 0
+            and not validation_error > 0  # zero, or no validation set (NaN)
+            and epoch >= self.cfg["zero_loss_multiple"] * self.first_zero_loss
         )
         self._save_state()
 
@@ -404,6 +443,7 @@ class _Run:
                 },
                 "epoch": self.epoch,
                 "best": self.best,
+                "first_zero_loss": self.first_zero_loss,
                 "history": self.history,
                 "position": self.position,
                 "kept": self.kept,
@@ -440,7 +480,34 @@ class _Run:
         return _history_dataset(self.history, self.best, self.description, self.out)
 
 
-def _optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
+def validation_split(n: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(kept, held_out)`` indices of ``n`` training examples: ``count`` of them held out as a
+    validation set, the first of a permutation seeded by ``seed``; the rest kept, in order."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[count:].sort()[0], order[:count]
+
+
+def learning_rate(model_spec: dict, cfg: dict) -> float:
+    """The optimizer's rate: ``lr``, times the model's width with ``lr_per_width``."""
+    if not cfg["lr_per_width"]:
+        return cfg["lr"]
+    from diffsens.models import is_external, model_options
+
+    name = model_spec["name"]
+    options = {} if is_external(name) else model_options(name)
+    width = model_spec.get("width", options.get("width"))
+    if width is None:
+        raise SettingsError([f"lr_per_width: model {name!r} has no width option"])
+    return cfg["lr"] * width
+
+
+def ridge_penalty(weights: list[torch.Tensor]) -> torch.Tensor:
+    """The authors' ridge without its coefficient: the mean over conv layers of the squared norm
+    of each weight over its number of output channels."""
+    return sum(w.square().sum() / w.shape[0] for w in weights) / len(weights)
+
+
+def _optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
     decayed, exempt = [], []
     for parameter in model.parameters():
         if parameter.requires_grad:
@@ -450,8 +517,8 @@ def _optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
     if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
-    return torch.optim.Adam(groups, lr=cfg["lr"])
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg["momentum"])
+    return torch.optim.Adam(groups, lr=lr)
 
 
 def _scheduler(optimizer, cfg: dict):
@@ -506,11 +573,12 @@ def _sigterm_flag():
 
 def _history_dataset(history: dict, best: dict, description: dict, out: Path) -> xr.Dataset:
     epochs = np.asarray(history["epoch"], dtype=np.int64)
-    units = {"train_loss": "1", "train_error": "1", "test_error": "1", "lr": "1", "time": "s"}
+    units = {"time": "s"}
     names = {
         "train_loss": "mean training data loss over the epoch (without the L2 penalty)",
         "train_error": "training error over the epoch (augmented, noisy batches)",
         "test_error": "test error after the epoch",
+        "validation_error": "error on the held-out training examples after the epoch (NaN: none)",
         "lr": "learning rate during the epoch",
         "time": "wall time of the epoch",
     }
@@ -519,7 +587,7 @@ def _history_dataset(history: dict, best: dict, description: dict, out: Path) ->
             key: (
                 "epoch",
                 np.asarray(history[key], dtype=np.float64),
-                {"long_name": names[key], "units": units[key]},
+                {"long_name": names[key], "units": units.get(key, "1")},
             )
             for key in names
         },
