@@ -34,12 +34,36 @@ def probes(n=40, size=12, seed=1, dtype=torch.float64):
     return torch.rand(n, 2, size, size, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def brute_force(model, images, layers, temperatures, seed, statistic="mean"):
-    """Straight loops over the formulas (docs/science.md §2), with the draws measure() documents."""
+def channel_means(model, layers):
+    """The named layers' outputs averaged over their channels, by forward hooks of their own
+    (the hand computation of ``measure(..., channel_mean=True)``)."""
+    modules = dict(model.named_modules())
+
+    def features(images):
+        found = {}
+        hooks = [
+            modules[name].register_forward_hook(
+                lambda module, args, out, name=name: found.__setitem__(name, out.mean(1))
+            )
+            for name in layers
+            if name != "output"
+        ]
+        output = model(images)
+        for hook in hooks:
+            hook.remove()
+        return {name: (output if name == "output" else found[name]).flatten(1) for name in layers}
+
+    return features
+
+
+def brute_force(model, images, layers, temperatures, seed, statistic="mean", features=None):
+    """Straight loops over the formulas (docs/science.md §2), with the draws measure() documents.
+    ``features(images)`` gives the representations (default: each layer's whole output)."""
     generator = torch.Generator().manual_seed(seed)
     modes = sample_modes(len(images), 3, generator=generator, dtype=images.dtype)
     directions = random_directions(images.shape, generator=generator, dtype=images.dtype)
-    with torch.no_grad(), Probe(model.eval(), layers) as probe:
+    with torch.no_grad(), Probe(model.eval(), layers) as whole:
+        probe = features or whole
         clean = probe(images)
         out = {}
         for name in layers:
@@ -83,6 +107,24 @@ def test_matches_brute_force(statistic):
         np.testing.assert_allclose(ds.num_G.sel(layer=name), nums[:, 1], rtol=1e-9)
     np.testing.assert_allclose(ds.D, ds.num_D / ds.den)
     np.testing.assert_allclose(ds.R, ds.D / ds.G)
+
+
+def test_channel_means_match_the_hand_computation():
+    model, images = small_cnn(), probes()
+    layers = ["1", "3", "output"]
+    temperatures = [T_MIN, T_MAX]
+    ds = measure(model, images, temperatures=temperatures, layers=layers, seed=3, channel_mean=True)
+    reference = brute_force(
+        model, images, layers, temperatures, seed=3, features=channel_means(model, layers)
+    )
+    for name in layers:
+        nums, den = reference[name]
+        np.testing.assert_allclose(ds.den.sel(layer=name), den, rtol=1e-9)
+        np.testing.assert_allclose(ds.num_D.sel(layer=name), nums[:, 0], rtol=1e-9)
+        np.testing.assert_allclose(ds.num_G.sel(layer=name), nums[:, 1], rtol=1e-9)
+    whole = measure(model, images, temperatures=temperatures, layers=layers, seed=3)
+    assert not np.allclose(ds.D.sel(layer="3"), whole.D.sel(layer="3"))  # another quantity
+    np.testing.assert_array_equal(ds.D.sel(layer="output"), whole.D.sel(layer="output"))
 
 
 def test_denominator_is_stable_under_a_large_offset():

@@ -66,7 +66,8 @@ def measure_run(
     discrete moves ``pixel_move`` and ``shift``); ``"shuffled"`` measures the net with its conv
     input channels permuted (:func:`diffsens.pooling.shuffle_channels`), ``"noisy"`` measures it
     on probes carrying its training noise and adds its error on the test set carrying that noise
-    (``noisy_test_error``). ``seed`` seeds the deformations, the noise and the shuffle (default:
+    (``noisy_test_error``), ``"channel_mean"`` measures it with every probed layer averaged
+    over its channels. ``seed`` seeds the deformations, the noise and the shuffle (default:
     the checkpoints' training seed, as the workflow does; the run records both as ``seed`` and
     ``training_seed``). Probing data other
     than the checkpoints' training data is refused unless ``other_data``, and so are probes the
@@ -137,6 +138,7 @@ def measure_run(
                 noisy.probes if condition == "noisy" else images,
                 temperatures=temperatures,
                 layers=network.probe_points,
+                channel_mean=condition == "channel_mean",
                 seed=seed,
                 **options,
             )
@@ -186,7 +188,8 @@ def measure_run(
     run.condition.attrs = {
         "long_name": "original: the net as trained; shuffled: the input channels of each of its "
         "conv layers permuted (diffsens.pooling.shuffle_channels); noisy: the net as trained, "
-        "probed on test images carrying its training noise"
+        "probed on test images carrying its training noise; channel_mean: the net as trained, "
+        "each probed layer averaged over its channels"
     }
     run.layer.attrs = {"long_name": "probe point (module path), input to output"}
     described = RunSettings(

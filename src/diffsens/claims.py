@@ -44,6 +44,7 @@ __all__ = [
     "VERDICTS",
     "ExperimentResults",
     "at_delta",
+    "claim_label",
     "claims_markdown",
     "evaluate_claims",
 ]
@@ -293,7 +294,11 @@ class _Variant:
         else:
             found = _not_applicable("the shuffled net was not measured")
         rows.append(self._row("channel_pooling", "R", statistic, found))
-        return rows + self._depth_law(original.sel(checkpoint=trained))
+        rows += self._depth_law(original.sel(checkpoint=trained))
+        if "channel_mean" in self.conditions:  # the law on the paper's 1-D representation too
+            averaged = at.sel(condition="channel_mean", checkpoint=trained)
+            rows += [{**row, "condition": "channel_mean"} for row in self._depth_law(averaged)]
+        return rows
 
     def _row(self, claim: str, quantity: str, statistic: str, found: dict) -> dict:
         return {
@@ -452,6 +457,16 @@ def at_delta(table: pd.DataFrame, delta: float = 1.0) -> pd.DataFrame:
     return table[distance == nearest]
 
 
+_CONDITION_WORDS = {"noisy": "noisy probes", "channel_mean": "channel mean"}
+
+
+def claim_label(claim: str, quantity: str, condition: str) -> str:
+    """A claim as tables and figures name it: ``depth_law (G, channel mean)``."""
+    detail = [quantity] if quantity else []
+    detail += [_CONDITION_WORDS[condition]] if condition in _CONDITION_WORDS else []
+    return claim + (f" ({', '.join(detail)})" if detail else "")
+
+
 def claims_markdown(table: pd.DataFrame, delta: float = 1.0) -> str:
     """The claims as markdown: the verdicts at a glance (one row per claim, one column per
     experiment and variant, at the measured displacement nearest ``delta``), then every row of
@@ -473,9 +488,7 @@ def claims_markdown(table: pd.DataFrame, delta: float = 1.0) -> str:
         "|---|" + "---|" * len(columns),
     ]
     for key, block in glance.groupby(["claim", "quantity", "condition"], sort=False):
-        claim, quantity, condition = key
-        label = claim + (f" ({quantity})" if quantity else "")
-        label += ", noisy probes" if condition == "noisy" else ""
+        label = claim_label(*key)
         cells = {(r.experiment, r.variant): _cell(r) for r in block.itertuples(index=False)}
         lines.append(f"| {label} | " + " | ".join(cells.get(c, "") for c in columns) + " |")
     for experiment, block in table.groupby("experiment", sort=False):

@@ -22,6 +22,8 @@ from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from diffsens.claims import at_delta as claims_at_delta
+from diffsens.claims import claim_label
 from diffsens.fits import at_delta, depth_series, trained_checkpoint, trained_error
 from diffsens.io import write_atomically
 from diffsens.laws import LAWS, QUANTITIES, law_curve
@@ -46,7 +48,12 @@ __all__ = [
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 """Okabe-Ito colours, distinguishable with the common colour-vision deficiencies."""
 _STYLE = {"init": "--", "best": "-", "last": "-."}
-_CONDITION_COLOURS = {"original": PALETTE[0], "shuffled": PALETTE[1], "noisy": PALETTE[2]}
+_CONDITION_COLOURS = {
+    "original": PALETTE[0],
+    "shuffled": PALETTE[1],
+    "noisy": PALETTE[2],
+    "channel_mean": PALETTE[3],
+}
 _SYMBOLS = {"D": r"$D_k$", "G": r"$G_k$", "R": r"$R_k = D_k / G_k$"}
 
 
@@ -419,15 +426,23 @@ def depth_laws(
 
     ``fits`` is :func:`diffsens.fits.fit_experiment` of the same cubes at the same ``delta``.
 
-    Markers: measured (mean over seeds, band over seeds), init in grey, trained in the colour of
-    the quantity; in the same colour, the fitted law of the trained net (solid) and, where the
-    constant-filter theory applies, the prediction anchored at the first layer (dotted). The
-    legend shows each in the colours of the quantities it is drawn for, and nothing undrawn.
+    One column per variant, and one more for its channel-mean representation where it was
+    measured (the paper's 1-D figure). Markers: measured (mean over seeds, band over seeds), init
+    in grey, trained in the colour of the quantity; in the same colour, the fitted law of the
+    trained net (solid) and, where the constant-filter theory applies, the prediction anchored at
+    the first layer (dotted). The legend shows each in the colours of the quantities it is drawn
+    for, and nothing undrawn.
     """
-    fig, columns = _panels(len(cubes), 3, 3.0, 2.3)
+    shown = [
+        (variant, cube, condition)
+        for variant, cube in cubes.items()
+        for condition in ("original", "channel_mean")
+        if condition in cube.condition.values
+    ]
+    fig, columns = _panels(len(shown), 3, 3.0, 2.3)
     drawn = {"trained": set(), "fitted law": set(), "prediction": set()}  # -> rows drawn in
-    for axes, (variant, cube) in zip(columns, cubes.items(), strict=True):
-        series = depth_series(at_delta(cube, delta)).sel(condition="original")
+    for axes, (variant, cube, condition) in zip(columns, shown, strict=True):
+        series = depth_series(at_delta(cube, delta)).sel(condition=condition)
         k = series.depth.values
         trained = trained_checkpoint(cube)
         law = str(fits.law.sel(variant=variant).values)
@@ -437,7 +452,7 @@ def depth_laws(
             _band(ax, k, measured, PALETTE[row], "none")
             drawn["trained"].add(row)
             fit = fits.sel(
-                variant=variant, quantity=quantity, checkpoint=trained, condition="original"
+                variant=variant, quantity=quantity, checkpoint=trained, condition=condition
             )
             if law in LAWS and np.isfinite(float(fit.exponent)):
                 curve = law_curve(k, float(fit.exponent), law)
@@ -451,7 +466,9 @@ def depth_laws(
             _law_axes(ax, law)
             _depth_ticks(ax, series, "layer", labelled=ax is axes[-1], log=law == "power")
             ax.set_ylabel(_SYMBOLS[quantity])
-        _title(axes[0], variant, cube, ceiling, f" ({law} law)" if law in LAWS else " (no law)")
+        note = ", channel mean" if condition == "channel_mean" else ""
+        note += f" ({law} law)" if law in LAWS else " (no law)"
+        _title(axes[0], variant, cube, ceiling, note)
     styles = {
         "trained": {"ls": "none", "marker": "o", "ms": 3},
         "fitted law": {"lw": 1.5},
@@ -664,9 +681,7 @@ def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95)
     experiment and variant, each cell coloured by its verdict and giving the effect with its
     interval, at the measured displacement nearest ``delta`` pixels
     (:func:`diffsens.claims.evaluate_claims`; docs/science.md §11)."""
-    from diffsens.claims import at_delta
-
-    shown = at_delta(table, delta)
+    shown = claims_at_delta(table, delta)
     columns = list(dict.fromkeys(zip(shown.experiment, shown.variant, strict=True)))
     rows = list(dict.fromkeys(zip(shown.claim, shown.quantity, shown.condition, strict=True)))
     width, height = 1.15, 0.42
@@ -691,12 +706,7 @@ def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95)
         ax.text(x + 0.5, y + 0.5, text, ha="center", va="center", fontsize=6.5, linespacing=1.1)
     ax.set_xlim(0, len(columns))
     ax.set_ylim(len(rows), 0)
-    labels = []
-    for claim, quantity, condition in rows:
-        detail = [quantity] if quantity else []
-        detail += ["noisy probes"] if condition == "noisy" else []
-        labels.append(claim + (f" ({', '.join(detail)})" if detail else ""))
-    ax.set_yticks(np.arange(len(rows)) + 0.5, labels, fontsize=8)
+    ax.set_yticks(np.arange(len(rows)) + 0.5, [claim_label(*row) for row in rows], fontsize=8)
     ax.set_xticks(
         np.arange(len(columns)) + 0.5,
         [v for _, v in columns],

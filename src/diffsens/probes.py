@@ -32,11 +32,14 @@ class Probe:
     Activations come back flattened to ``(batch, features)``, in the order of ``layers``. With
     ``probe(images, reduce=fn)`` each layer's activations go to ``fn(name, features)`` the moment
     the layer returns, uncopied, and ``fn``'s results come back instead: nothing large is kept.
+    ``channel_mean`` averages every activation with a spatial axis over its channels first (the
+    representation of the paper's 1-D figure); outputs without one (logits) stay as they are.
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[str]):
+    def __init__(self, model: nn.Module, layers: Sequence[str], *, channel_mean: bool = False):
         self.model = model
         self.layers = list(layers)
+        self.channel_mean = channel_mean
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"layers must be distinct, got {self.layers}")
         modules = dict(model.named_modules())
@@ -70,7 +73,7 @@ class Probe:
                     f"layer {name!r} returns {type(output).__name__}, not a tensor; probe a module "
                     f"that returns one tensor"
                 )
-            features = output.detach().flatten(1)
+            features = self._features(output)
             self._recorded.setdefault(name, []).append(self._reduce(name, features))
 
         return record
@@ -92,8 +95,14 @@ class Probe:
                 )
         results = {name: self._recorded[name][0] for name in self._modules}
         if OUTPUT in self.layers:
-            results[OUTPUT] = self._reduce(OUTPUT, output.detach().flatten(1))
+            results[OUTPUT] = self._reduce(OUTPUT, self._features(output))
         return {name: results[name] for name in self.layers}
+
+    def _features(self, output: torch.Tensor) -> torch.Tensor:
+        output = output.detach()
+        if self.channel_mean and output.ndim > 2:
+            output = output.mean(1, keepdim=True)
+        return output.flatten(1)
 
 
 def _copy(name: str, features: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,7 @@ def measure(
     noise: str = "gaussian",
     layers: Sequence[str] | Mapping[str, int] | None = None,
     statistic: str = "mean",
+    channel_mean: bool = False,
     seed: int = 0,
     batch_size: int = 128,
 ) -> xr.Dataset:
@@ -99,6 +100,10 @@ def measure(
         ``"mean"`` over probes (default) or ``"median"``: per-feature median of the squared change
         over probes, summed over features (the 2021 convention; it keeps every probe's squared
         changes of every layer in memory). The denominator is the mean over pairs in both.
+    channel_mean:
+        Average every probed activation over its channels before D, G, R (one signal per layer:
+        the representation of the paper's 1-D figure); outputs without a spatial axis (logits)
+        stay as they are.
     seed:
         Seeds every random draw. Each probe gets one deformation shape and one noise direction,
         shared by all temperatures (only their sizes change), so curves over T are smooth and the
@@ -123,7 +128,7 @@ def measure(
     _check_images(images, deformation, block)
     temperatures, T_attrs = _resolve_temperatures(images, deformation, temperatures, cut)
     names, depths = _resolve_layers(layers)
-    probe = Probe(model, names)  # refuses unknown or repeated layers before any forward pass
+    probe = Probe(model, names, channel_mean=channel_mean)  # refuses unknown, repeated layers
     parameter = next(iter(model.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else images.dtype

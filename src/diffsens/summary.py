@@ -38,7 +38,11 @@ def summarise(
             first, last = layers[0], layers[-2] if len(layers) > 1 else layers[0]
             trained = trained_checkpoint(cube)
             undertrained = ceiling is not None and trained_error(cube) > ceiling
-            errors = {"original": at.test_error, "noisy": at.get("noisy_test_error")}
+            errors = {
+                "original": at.test_error,
+                "channel_mean": at.test_error,  # the same net, probed otherwise
+                "noisy": at.get("noisy_test_error"),
+            }
             for checkpoint in map(str, at.checkpoint.values):
                 for condition in map(str, at.condition.values):
                     error = errors.get(condition)  # the shuffled net's is not measured
