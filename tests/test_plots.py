@@ -384,17 +384,32 @@ def test_claims_colour_every_cell_by_its_verdict_and_give_the_interval():
     assert "δ = 1.5 px" in fig._suptitle.get_text()
 
 
-def test_layerwise_draws_the_noisy_probes_only_of_nets_trained_on_noise():
-    def with_noisy(cube):
-        noisy = cube[["D", "G", "R"]].sel(condition=["original"]) * 1.5
-        noisy = noisy.assign_coords(condition=["noisy"])
-        return xr.merge(
-            [cube, noisy], join="outer", compat="no_conflicts", combine_attrs="override"
-        )
+def with_condition(cube, name, factor):
+    """``cube`` and a condition ``name`` whose D, G, R are the original's times ``factor``."""
+    other = cube[["D", "G", "R"]].sel(condition=["original"]) * factor
+    other = other.assign_coords(condition=[name])
+    return xr.merge([cube, other], join="outer", compat="no_conflicts", combine_attrs="override")
 
-    cubes = {"clean": with_noisy(small_cube(0)), "noisy": with_noisy(small_cube(1, 3.0))}
+
+def test_layerwise_draws_the_noisy_probes_only_of_nets_trained_on_noise():
+    cubes = {
+        "clean": with_condition(small_cube(0), "noisy", 1.5),
+        "noisy": with_condition(small_cube(1, 3.0), "noisy", 1.5),
+    }
     fig = plots.layerwise(cubes)
     # panels row by row: D of clean, D of noisy, G of clean, ...
     drawn = [sum(line.get_color() == plots.PALETTE[2] for line in ax.lines) for ax in fig.axes]
     assert drawn[0::2] == [0, 0, 0] and drawn[1::2] == [2, 2, 2]  # init and best
     assert "noisy" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_depth_laws_give_the_channel_mean_a_column_of_its_own():
+    cube = with_condition(small_cube(0), "channel_mean", 0.5)
+    fits = fit_experiment({"a": cube}, bootstrap=50)
+    fig = plots.depth_laws({"a": cube}, fits)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 2 and "channel mean" in titles[1] and "channel mean" not in titles[0]
+    fitted = fits.sel(variant="a", quantity="D", checkpoint="best")
+    assert float(fitted.exponent.sel(condition="channel_mean")) == pytest.approx(
+        float(fitted.exponent.sel(condition="original"))  # halving D does not change its law
+    )
