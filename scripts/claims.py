@@ -24,12 +24,7 @@ for experiment, variants in settings["experiments"].items():
         },
         ceiling=settings["error_ceilings"][experiment],
     )
-table = evaluate_claims(
-    experiments,
-    confidence=settings["confidence"],
-    bootstrap=settings["bootstrap"],
-    seed=settings["seed"],
-)
+table = evaluate_claims(experiments, confidence=settings["confidence"])
 write_table(table, snakemake.output.table)
 text = claims_markdown(table, settings["delta"])
 write_atomically(snakemake.output.markdown, lambda partial: Path(partial).write_text(text))

@@ -99,7 +99,7 @@ def row(table, claim, quantity=None, variant="net", condition="original"):
 
 
 def claims_of(cubes, **kwargs):
-    return evaluate_claims({"e": ExperimentResults(cubes, **kwargs)}, bootstrap=500)
+    return evaluate_claims({"e": ExperimentResults(cubes, **kwargs)})
 
 
 def t_interval_of_logs(ratios, confidence=0.95):
@@ -143,8 +143,24 @@ def test_fewer_than_three_usable_seeds_give_no_verdict():
     assert MIN_SEEDS == 3
     table = claims_of({"net": cube(*deep_ratio([0.2, 0.25]))})
     found = row(table, "D_falls_with_training")
-    assert found.verdict == "not applicable" and np.isnan(found.estimate)
+    assert found.verdict == "not applicable" and np.isnan(found.low) and found.n == 2
+    assert found.estimate == pytest.approx(math.sqrt(0.2 * 0.25))  # shown, without a verdict
     assert "2 usable seed(s); a verdict needs at least 3" in found.note
+
+
+def test_a_seed_whose_statistic_is_undefined_is_left_out_and_named():
+    D, G = deep_ratio([0.2, 0.25, 0.3, 0.0])  # ln 0: undefined
+    found = row(claims_of({"net": cube(D, G)}), "D_falls_with_training")
+    assert found.n == 3 and found.verdict == "holds"
+    assert found.note == "1 seed(s) left out: the statistic is undefined"
+
+
+def test_a_cube_without_a_trained_checkpoint_tests_no_claim_of_the_trained_net():
+    ds = cube(*deep_ratio([0.2, 0.25, 0.3])).sel(checkpoint=["init"])
+    table = claims_of({"net": ds})
+    tested = table[(table.variant == "net") & (table.claim != "spatial_pooling")]
+    assert (tested.verdict == "not applicable").all()
+    assert (tested.note == "no trained checkpoint was measured").all()
 
 
 def test_undertrained_seeds_are_left_out_and_named():
@@ -153,9 +169,19 @@ def test_undertrained_seeds_are_left_out_and_named():
     found = row(table, "D_falls_with_training")
     assert found.n == 3 and found.verdict == "holds"
     assert found.estimate == pytest.approx(t_interval_of_logs(np.array([0.2, 0.25, 0.3]))[0])
-    assert found.note == "left out as undertrained (test error above 10%): seed 3 (50.0%)"
+    assert found.note == (
+        "left out as undertrained (test error above 10.0%, or unknown): seed 3 (50.0%)"
+    )
     tested = table[(table.variant == "net") & (table.verdict != "not applicable")]
     assert len(tested) == 8 and (tested.note == found.note).all()  # every tested claim says so
+
+
+def test_an_unknown_test_error_is_left_out_only_under_a_ceiling():
+    D, G = deep_ratio([0.2, 0.25, 0.3, 0.22])
+    ds = cube(D, G, errors=[0.01, 0.02, np.nan, 0.03])
+    assert row(claims_of({"net": ds}), "D_falls_with_training").n == 4
+    found = row(claims_of({"net": ds}, ceiling=0.05), "D_falls_with_training")
+    assert found.n == 3 and "seed 2 (nan%)" in found.note
 
 
 def test_depth_claims_use_the_factor_per_probe_point():
@@ -222,7 +248,7 @@ def test_a_depth_law_holds_when_its_interval_contains_the_prediction_and_not_zer
     assert float(R.paper) == pytest.approx(-2 * ln2, rel=1e-3)  # 1-D, stride 2: 4^-k
     assert D.verdict == G.verdict == R.verdict == "holds"
     assert (G.estimate, R.estimate) == pytest.approx((ln2, -2 * ln2))
-    assert G.statistic == "exponential exponent of G_k, best, relu1..relu4"
+    assert G.statistic == "exponent of the exponential law of G_k, best, relu1..relu4"
 
 
 def test_a_depth_law_differs_when_its_interval_excludes_the_prediction():
@@ -240,7 +266,7 @@ def test_a_depth_law_is_inconclusive_when_its_interval_also_contains_zero():
 def test_a_net_without_a_law_gets_no_depth_law_verdict():
     table = claims_of({"net": cube(*deep_ratio([0.2, 0.25, 0.3]))})
     found = row(table, "depth_law", "G")
-    assert found.verdict == "not applicable" and "no depth law" in found.note
+    assert found.verdict == "not applicable" and "predicts no law" in found.note
 
 
 def nets(errors_by_variant, R_by_variant, noisy=False):
@@ -254,25 +280,42 @@ def nets(errors_by_variant, R_by_variant, noisy=False):
     return cubes
 
 
-def test_error_tracking_sensitivity_is_spearmans_rho_over_every_net():
+def test_error_tracking_sensitivity_is_spearmans_rho_over_every_net_with_fishers_interval():
     errors = {"a": [0.01, 0.02, 0.015], "b": [0.05, 0.06, 0.04], "c": [0.1, 0.12, 0.09]}
-    R = {"a": [0.1, 0.2, 0.15], "b": [0.5, 0.3, 0.4], "c": [0.9, 1.1, 0.8]}
+    R = {"a": [0.1, 0.3, 0.15], "b": [0.5, 0.2, 0.4], "c": [0.9, 1.1, 0.35]}
     table = claims_of(nets(errors, R))
     found = row(table, "error_tracks_sensitivity", "R", variant=ALL_VARIANTS)
-    expected = scipy.stats.spearmanr([*chain(*errors.values())], [*chain(*R.values())])[0]
-    assert found.estimate == pytest.approx(expected)
-    assert found.n == 9 and found.low <= found.estimate <= found.high <= 1
-    assert found.verdict == "holds"
-    reversed_R = {name: [1 / r for r in values] for name, values in R.items()}
-    assert (
-        row(
-            claims_of(nets(errors, reversed_R)),
-            "error_tracks_sensitivity",
-            "R",
-            variant=ALL_VARIANTS,
-        ).verdict
-        == "reversed"
+    rho = scipy.stats.spearmanr([*chain(*errors.values())], [*chain(*R.values())])[0]
+    half = 1.959964 * math.sqrt(1.06 / (9 - 3))
+    assert found.estimate == pytest.approx(rho)
+    assert (found.low, found.high) == pytest.approx(
+        (math.tanh(math.atanh(rho) - half), math.tanh(math.atanh(rho) + half)), rel=1e-5
     )
+    assert found.n == 9 and found.verdict == "holds"
+    reversed_R = {name: [1 / r for r in values] for name, values in R.items()}
+    flipped = claims_of(nets(errors, reversed_R))
+    assert row(flipped, "error_tracks_sensitivity", "R", variant=ALL_VARIANTS).verdict == (
+        "reversed"
+    )
+
+
+def test_error_tracking_needs_the_variants_measured_at_the_same_displacements():
+    cubes = nets({"a": [0.01] * 3, "b": [0.02] * 3, "c": [0.03] * 3}, {v: [0.1] * 3 for v in "abc"})
+    cubes["c"] = cubes["c"].assign_coords(delta=("temperature", [2.0]))
+    found = row(claims_of(cubes), "error_tracks_sensitivity", "R", variant=ALL_VARIANTS)
+    assert found.verdict == "not applicable"
+    assert "the variants were measured at other displacements" in found.note
+
+
+def test_error_tracking_says_why_it_cannot_rank_and_drops_undefined_nets():
+    same = claims_of(nets({v: [0.0] * 3 for v in "abc"}, {v: [0.1, 0.2, 0.3] for v in "abc"}))
+    found = row(same, "error_tracks_sensitivity", "R", variant=ALL_VARIANTS)
+    assert found.verdict == "not applicable"
+    assert found.note == "the test errors or the sensitivities do not vary across nets"
+    errors = {"a": [0.01, 0.02, 0.015], "b": [0.05, 0.06, 0.04], "c": [0.1, 0.12, 0.09]}
+    R = {"a": [0.1, 0.2, np.nan], "b": [0.5, 0.3, 0.4], "c": [0.9, 1.1, 0.8]}
+    found = row(claims_of(nets(errors, R)), "error_tracks_sensitivity", "R", variant=ALL_VARIANTS)
+    assert found.n == 8 and "1 net(s) left out: the value is undefined" in found.note
 
 
 def test_error_tracking_is_inconclusive_when_seeds_can_reorder_the_variants():
@@ -288,7 +331,7 @@ def test_error_tracking_needs_three_variants_with_enough_seeds():
     found = row(claims_of(nets(errors, R)), "error_tracks_sensitivity", "D", variant=ALL_VARIANTS)
     assert found.verdict == "not applicable"
     assert "left out with fewer than 3 usable seeds: c" in found.note
-    assert "2 variant(s) with enough seeds; it needs 3" in found.note
+    assert "2 variant(s) with enough seeds, where it needs 3" in found.note
 
 
 def test_error_tracking_on_noisy_probes_uses_the_noisy_test_error():
@@ -332,6 +375,7 @@ def test_every_claim_is_in_the_table_at_every_displacement():
     assert set(table.claim) == set(CLAIMS)
     per_delta = table[(table.variant == "net") & table.delta.notna()]
     assert sorted(per_delta.delta.unique()) == [0.5, 1.0, 2.0]
+    assert (table.delta == 1.0).any()  # exactly, not 1.0000000000000002
     assert per_delta.groupby("delta").size().nunique() == 1
     assert set(table.verdict) <= {"holds", "reversed", "inconclusive", "differs", "not applicable"}
 

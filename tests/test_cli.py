@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -296,7 +297,7 @@ def test_claims_join_the_seeds_of_a_variant_and_test_every_claim(trained, capsys
     """Three runs measured one by one with ``diffsens measure`` are the seeds of one variant."""
     from diffsens.claims import COLUMNS, ExperimentResults, evaluate_claims
     from diffsens.cubes import merge_seeds
-    from diffsens.io import open_cubes, read_table
+    from diffsens.io import open_netcdf, read_table
 
     data = prepare("mnist5k", n_test=100)
     spec = {"name": "simple_cnn", "depth": 2, "width": 8, "pooling": "max"}
@@ -328,12 +329,30 @@ def test_claims_join_the_seeds_of_a_variant_and_test_every_claim(trained, capsys
     main(["claims", *map(str, cubes), "--ceiling", "0.9", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "## At a glance (the measured displacement nearest 1 px)" in printed
-    assert "| claim | cubes / seed4 | cubes / (all) |" in printed
+    assert "| claim | mnist5k / seed4 | mnist5k / (all) |" in printed  # named by the data
     table = read_table(out, columns=COLUMNS)
-    merged = merge_seeds(list(open_cubes(cubes).values()))
+    merged = merge_seeds({str(path): open_netcdf(path) for path in cubes})
     assert list(merged.seed.values) == [4, 5, 6]
-    expected = evaluate_claims({"cubes": ExperimentResults({"seed4": merged}, ceiling=0.9)})
-    np.testing.assert_allclose(table.estimate, expected.estimate)
+    expected = evaluate_claims({"mnist5k": ExperimentResults({"seed4": merged}, ceiling=0.9)})
+    np.testing.assert_allclose(table.estimate, expected.estimate, equal_nan=True)
     assert (table.query("claim == 'D_falls_with_training'").n == 3).all()
-    with pytest.raises(SystemExit, match="training seed 4 is in two of the cubes"):
-        main(["claims", str(cubes[0]), str(cubes[0])])
+    shutil.copyfile(cubes[0], trained / "copy.nc")
+    with pytest.raises(SystemExit, match=r"training seed 4 is in both .*seed4.nc and .*copy.nc"):
+        main(["claims", str(cubes[0]), str(trained / "copy.nc")])
+    # a run without a seed axis (the workflow's sensitivity.nc) is a seed of its own
+    single = xr.open_dataset(cubes[2]).load().isel(seed=0).drop_vars(["seed", "measure_seed"])
+    single.attrs.update(training_seed=6, seed=6)
+    single.to_netcdf(trained / "run6.nc")
+    main(["claims", str(cubes[0]), str(cubes[1]), str(trained / "run6.nc"), "--out", str(out)])
+    np.testing.assert_allclose(
+        read_table(out, columns=COLUMNS).estimate, expected.estimate, equal_nan=True
+    )
+
+
+@pytest.mark.parametrize("ceiling", ["-1", "0", "nan", "5", "abc"])
+def test_claims_refuse_a_ceiling_that_is_not_an_error_rate(trained, capsys, ceiling):
+    with pytest.raises(SystemExit):
+        main(["claims", str(trained / "cube.nc"), "--ceiling", ceiling])
+    assert "is not an error rate: expected a fraction in (0, 1], e.g. 0.1 for 10%" in (
+        capsys.readouterr().err
+    )

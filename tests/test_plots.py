@@ -367,7 +367,7 @@ def test_claims_colour_every_cell_by_its_verdict_and_give_the_interval():
         return xr.concat([cube, extra], "seed", combine_attrs="override")
 
     cubes = {f"v{i}": three_seeds(small_cube(i)) for i in range(3)}
-    table = evaluate_claims({"e": ExperimentResults(cubes)}, bootstrap=100)
+    table = evaluate_claims({"e": ExperimentResults(cubes)})
     fig = plots.claims(table, delta=1.5)
     (ax,) = fig.axes
     shown = at_delta(table, 1.5)
@@ -381,7 +381,8 @@ def test_claims_colour_every_cell_by_its_verdict_and_give_the_interval():
     assert f"holds\n{held.estimate:.3g}\n[{held.low:.3g}, {held.high:.3g}]" in texts
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "D_falls_with_training (D)" in labels and "spatial_pooling" in labels
-    assert "δ = 1.5 px" in fig._suptitle.get_text()
+    assert "nearest 1.5 px" in fig._suptitle.get_text()
+    assert "e (δ = 1.5 px)" in texts  # each experiment says at which displacement
 
 
 def with_condition(cube, name, factor):

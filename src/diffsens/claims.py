@@ -5,8 +5,7 @@ Every claim is a statistic with a null value and a side of it that the paper pre
 a seed's trained net against its own initialisation or its own shuffled copy) and give the mean
 with a Student t interval over seeds; ratios are averaged as logarithms, so their estimate is a
 geometric mean. ``error_tracks_sensitivity`` is a rank correlation across the trained nets of an
-experiment, with an interval from resampling the seeds of every variant. A verdict reads the
-interval:
+experiment, with Fisher's interval for Spearman's rho. A verdict reads the interval:
 
 * ``holds``: it excludes the null on the paper's side;
 * ``reversed``: it excludes the null on the other side;
@@ -105,18 +104,10 @@ class ExperimentResults(NamedTuple):
 
 
 def evaluate_claims(
-    experiments: Mapping[str, ExperimentResults],
-    *,
-    confidence: float = 0.95,
-    bootstrap: int = 1000,
-    seed: int = 0,
+    experiments: Mapping[str, ExperimentResults], *, confidence: float = 0.95
 ) -> pd.DataFrame:
     """Every claim of :data:`CLAIMS` on every experiment, variant and measured displacement, as a
-    table with :data:`COLUMNS`.
-
-    ``confidence`` is the level of every interval; ``bootstrap`` resamples (seeded by ``seed``)
-    give the interval of the correlation across nets.
-    """
+    table with :data:`COLUMNS`; ``confidence`` is the level of every interval."""
     rows = []
     for experiment, results in experiments.items():
         variants = {
@@ -126,9 +117,11 @@ def evaluate_claims(
         for name, variant in variants.items():
             found = [*variant.claims(), variant.spatial_pooling(results.spectra.get(name))]
             rows += [{"experiment": experiment, "variant": name, **row} for row in found]
-        found = _error_tracks_sensitivity(variants, confidence, bootstrap, seed)
+        found = _error_tracks_sensitivity(variants, confidence)
         rows += [{"experiment": experiment, "variant": ALL_VARIANTS, **row} for row in found]
-    return pd.DataFrame(rows, columns=list(COLUMNS)).astype(COLUMNS)
+    table = pd.DataFrame(rows, columns=list(COLUMNS)).astype(COLUMNS)
+    table["delta"] = table["delta"].round(6)  # 1, not 1.0000000000000002 (from T and back)
+    return table
 
 
 def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
@@ -159,6 +152,12 @@ def _not_applicable(why: str, **row) -> dict:
     }
 
 
+def _log(ratios: np.ndarray) -> np.ndarray:
+    """Natural logarithms, -inf or NaN where a ratio is 0 or undefined (left out, and said)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(ratios)
+
+
 def _too_few(n: int) -> str:
     return f"{n} usable seed(s); a verdict needs at least {MIN_SEEDS}"
 
@@ -172,9 +171,14 @@ def _over_seeds(
 ) -> dict:
     """``row`` completed with the mean of the finite ``values`` (one per seed) and its
     interval, mapped through ``transform``, and the ``verdict(low, high)`` of that interval."""
-    values = values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    if not finite.all():
+        note = _join(note, f"{int((~finite).sum())} seed(s) left out: the statistic is undefined")
+    values = values[finite]
     if len(values) < MIN_SEEDS:
-        return _not_applicable(_join(note, _too_few(len(values))), **row, n=len(values))
+        estimate = (transform or float)(values.mean()) if len(values) else np.nan
+        why = _join(note, _too_few(len(values)))
+        return _not_applicable(why, **row, n=len(values), estimate=estimate)
     estimate, low, high = map(transform or float, _t_interval(values, confidence))
     return {
         **row,
@@ -216,12 +220,13 @@ class _Variant:
         self.confidence = confidence
         self.trained = trained_checkpoint(cube)
         errors = cube.test_error.sel(checkpoint=self.trained).values
-        keep = errors <= (np.inf if ceiling is None else ceiling)
+        keep = np.ones(len(errors), dtype=bool) if ceiling is None else errors <= ceiling
         self.cube = cube.isel(seed=keep)
         seeds = cube.seed.values
         above = [f"seed {s} ({e:.1%})" for s, e in zip(seeds[~keep], errors[~keep], strict=True)]
         self.note = (
-            f"left out as undertrained (test error above {ceiling:.0%}): {', '.join(above)}"
+            f"left out as undertrained (test error above {ceiling:.1%}, or unknown): "
+            + ", ".join(above)
             if above
             else ""
         )
@@ -242,12 +247,16 @@ class _Variant:
         rows = []
         for index in range(self.cube.sizes["temperature"]):
             at = self.cube.isel(temperature=index)
-            found = self._at(at) if "original" in self.conditions else self._unmeasured()
+            if self.trained == "init":
+                found = self._untestable("no trained checkpoint was measured")
+            elif "original" not in self.conditions:
+                found = self._untestable("the original net was not measured")
+            else:
+                found = self._at(at)
             rows += [{"condition": "original", "delta": float(at.delta), **r} for r in found]
         return rows
 
-    def _unmeasured(self) -> list[dict]:
-        why = "the original net was not measured"
+    def _untestable(self, why: str) -> list[dict]:
         return [
             self._row(claim, "", "", _not_applicable(why))
             for claim in CLAIMS
@@ -267,7 +276,7 @@ class _Variant:
             if self.paired:
                 values = original[quantity].sel(layer=deep)
                 ratio = values.sel(checkpoint=trained) / values.sel(checkpoint="init")
-                found = self._ratio(np.log(ratio.values), paper)
+                found = self._ratio(_log(ratio.values), paper)
             else:
                 found = _not_applicable(unpaired)
             rows.append(self._row(claim, quantity, f"{quantity} {trained} / init at {deep}", found))
@@ -289,8 +298,8 @@ class _Variant:
         statistic = f"R shuffled / original at {deep}, {trained}"
         if "shuffled" in self.conditions:
             values = at.R.sel(layer=deep, checkpoint=trained)
-            logs = np.log(values.sel(condition="shuffled") / values.sel(condition="original"))
-            found = self._ratio(logs.values, +1)
+            ratio = values.sel(condition="shuffled") / values.sel(condition="original")
+            found = self._ratio(_log(ratio.values), +1)
         else:
             found = _not_applicable("the shuffled net was not measured")
         rows.append(self._row("channel_pooling", "R", statistic, found))
@@ -328,14 +337,18 @@ class _Variant:
         rows = []
         for quantity in QUANTITIES:
             predicted = self.predicted[quantity]
-            statistic = f"{self.law} exponent of {quantity}_k, {self.trained}, {span}"
+            law = f"{self.law} law" if self.law in LAWS else "depth law"
+            statistic = f"exponent of the {law} of {quantity}_k, {self.trained}, {span}"
             if self.law in LAWS and np.isfinite(predicted):
                 values = series[quantity].transpose("seed", "layer").values
                 k = series.depth.values
                 exponents = np.array([fit_law(k, v, self.law).exponent for v in values])
                 found = _exponent(exponents, predicted, self.confidence, self.note)
             else:
-                found = _not_applicable("no depth law is predicted for this net")
+                found = _not_applicable(
+                    "the constant-filter theory predicts no law for this net (only simple_cnn "
+                    "with one stride, 1 or the filter size, and no pooling has one)"
+                )
             rows.append(self._row("depth_law", quantity, statistic, found))
         return rows
 
@@ -357,8 +370,9 @@ class _Variant:
             return {**row, **self._row("spatial_pooling", "", statistic, found)}
         usable = [s for s in spectra.seed.values if s in self.cube.seed.values]
         constant = spectra.fraction.sel(seed=usable).isel(mode=0).mean("layer")
-        logs = np.log(constant.sel(checkpoint=self.trained) / constant.sel(checkpoint="init"))
-        return {**row, **self._row("spatial_pooling", "", statistic, self._ratio(logs.values, +1))}
+        ratio = constant.sel(checkpoint=self.trained) / constant.sel(checkpoint="init")
+        found = self._ratio(_log(ratio.values), +1)
+        return {**row, **self._row("spatial_pooling", "", statistic, found)}
 
     def nets(self, condition: str, quantity: str, index: int) -> np.ndarray:
         """``(seeds, 2)``: each usable trained net's test error (on the noisy test set for the
@@ -368,13 +382,10 @@ class _Variant:
         return np.stack([error.values, at[quantity].isel(layer=-1).values], axis=1)
 
 
-def _error_tracks_sensitivity(
-    variants: Mapping[str, _Variant], confidence: float, bootstrap: int, seed: int
-) -> list[dict]:
+def _error_tracks_sensitivity(variants: Mapping[str, _Variant], confidence: float) -> list[dict]:
     """Spearman's rank correlation of the trained nets' test error with D and with R of their
     output, at every displacement, on the original probes and, where every variant measured
-    them, on the noisy ones. The interval resamples the seeds of each variant; the variants
-    stay, being the design."""
+    them, on the noisy ones."""
     few = [name for name, v in variants.items() if v.seeds < MIN_SEEDS]
     used = {name: v for name, v in variants.items() if name not in few}
     note = _join(
@@ -384,12 +395,29 @@ def _error_tracks_sensitivity(
     conditions = ["original"]
     if used and all("noisy" in v.conditions for v in used.values()):
         conditions.append("noisy")
-    first = next(iter(variants.values()), None)
-    deltas = [] if first is None else [float(d) for d in first.cube.delta.values]
+    deltas = {
+        name: [round(float(d), 6) for d in v.cube.delta.values] for name, v in variants.items()
+    }
+    shared = next(iter(deltas.values()), [])
+    if any(measured != shared for measured in deltas.values()):
+        why = f"the variants were measured at other displacements: {deltas}"
+        return [
+            {
+                "claim": "error_tracks_sensitivity",
+                "quantity": q,
+                "condition": "original",
+                "delta": np.nan,
+                "statistic": "",
+                "paper": "above 0",
+                "null": 0.0,
+                **_not_applicable(why),
+            }
+            for q in ("D", "R")
+        ]
     rows = []
     for condition in conditions:
         probes = " (probes and test set with the training noise)" if condition == "noisy" else ""
-        for index, delta in enumerate(deltas):
+        for index, delta in enumerate(shared):
             for quantity in ("D", "R"):
                 statistic = f"Spearman correlation of test error with {quantity} of the output"
                 row = {
@@ -402,36 +430,37 @@ def _error_tracks_sensitivity(
                     "null": 0.0,
                 }
                 if len(used) < MIN_VARIANTS:
-                    why = f"{len(used)} variant(s) with enough seeds; it needs {MIN_VARIANTS}"
+                    why = f"{len(used)} variant(s) with enough seeds, where it needs {MIN_VARIANTS}"
                     rows.append({**row, **_not_applicable(_join(note, why))})
                     continue
-                nets = [v.nets(condition, quantity, index) for v in used.values()]
-                rows.append(
-                    {**row, **_correlation(nets, confidence, bootstrap, seed), "note": note}
-                )
+                nets = np.concatenate([v.nets(condition, quantity, index) for v in used.values()])
+                rows.append({**row, **_correlation(nets, confidence, note)})
     return rows
 
 
-def _correlation(nets: list[np.ndarray], confidence: float, bootstrap: int, seed: int) -> dict:
-    """Spearman's rho over all ``nets`` (one ``(seeds, 2)`` block per variant), with a
-    percentile interval from resampling the seeds within each block."""
-    pooled = np.concatenate(nets)
-    rho = float(_spearman(pooled[None, :, 0], pooled[None, :, 1])[0])
+def _correlation(nets: np.ndarray, confidence: float, note: str) -> dict:
+    """Spearman's rho of the test errors ``nets[:, 0]`` with the sensitivities ``nets[:, 1]``,
+    with Fisher's interval: ``atanh(rho) +- z sqrt(1.06 / (n - 3))`` (Fieller, Hartley and
+    Pearson 1957), nets with an undefined sensitivity left out."""
+    finite = np.isfinite(nets).all(axis=1)
+    if not finite.all():
+        note = _join(note, f"{int((~finite).sum())} net(s) left out: the value is undefined")
+    nets = nets[finite]
+    n = len(nets)
+    rho = float(_spearman(nets[None, :, 0], nets[None, :, 1])[0]) if n > 3 else np.nan
     if not np.isfinite(rho):
-        return _not_applicable("the test errors or the sensitivities do not vary across nets")
-    rng = np.random.default_rng(seed)
-    draws = np.concatenate(
-        [block[rng.integers(0, len(block), size=(bootstrap, len(block)))] for block in nets],
-        axis=1,
-    )
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.nanpercentile(_spearman(draws[..., 0], draws[..., 1]), [tail, 100 - tail])
+        why = "the test errors or the sensitivities do not vary across nets" if n > 3 else ""
+        return _not_applicable(_join(note, why or f"{n} nets; it needs at least 4"), n=n)
+    half = scipy.stats.norm.ppf((1 + confidence) / 2) * math.sqrt(1.06 / (n - 3))
+    z = math.atanh(float(np.clip(rho, -1 + 1e-12, 1 - 1e-12)))  # rho of +-1: a point
+    low, high = math.tanh(z - half), math.tanh(z + half)
     return {
         "estimate": rho,
-        "low": float(low),
-        "high": float(high),
-        "n": len(pooled),
+        "low": low,
+        "high": high,
+        "n": n,
         "verdict": _side(low, high, 0.0, +1),
+        "note": note,
     }
 
 

@@ -12,6 +12,7 @@ its types, choices, defaults and descriptions.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 from pathlib import Path
@@ -61,6 +62,18 @@ def _add_setting(parser: argparse.ArgumentParser, key: str, spec: dict) -> None:
     parser.add_argument(
         f"--{key.replace('_', '-')}", help=f"{help_text} (default: %(default)s)", **option
     )
+
+
+def _error_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an error rate: expected a fraction in (0, 1], e.g. 0.1 for 10%"
+        )
+    return value
 
 
 def _model_spec(text: str) -> dict:
@@ -157,9 +170,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--ceiling",
-        type=float,
+        type=_error_rate,
         default=None,
-        help="test error above which a trained net is left out as undertrained (default: none)",
+        help="test error (a fraction, 0.1 for 10%%) above which a trained net is left out as "
+        "undertrained (default: none)",
     )
     a.add_argument(
         "--delta",
@@ -229,23 +243,29 @@ def _show(args) -> None:
 def _claims(args) -> None:
     from diffsens.claims import ExperimentResults, claims_markdown, evaluate_claims
     from diffsens.cubes import merge_seeds
-    from diffsens.io import open_cubes, write_table
+    from diffsens.io import CUBE_VARIABLES, open_netcdf, write_table
     from diffsens.provenance import RunSettings
 
-    by_settings: dict[str, list] = {}  # the seeds of each variant
+    # cubes made alike are the seeds of one variant; variants of one experiment (or, outside the
+    # workflow, of one dataset) are compared with each other
+    grouped: dict[str, dict[str, dict]] = {}
     for path in args.cubes:
-        (cube,) = open_cubes([path]).values()
+        cube = open_netcdf(path, "cube", variables=CUBE_VARIABLES)
         made = RunSettings.from_attrs(cube.attrs, str(path))
+        experiment = made.experiment or made.dataset.get("name", "cubes")
         key = str((made.model, made.training, made.dataset, made.measure))
-        by_settings.setdefault(key, []).append((path, cube))
-    variants = {}
-    for cubes in by_settings.values():
-        path, cube = cubes[0]
-        name = RunSettings.from_attrs(cube.attrs).variant or path.stem
-        variants[name if name not in variants else f"{name}_{len(variants)}"] = merge_seeds(
-            [cube for _, cube in cubes]
-        )
-    table = evaluate_claims({"cubes": ExperimentResults(variants, ceiling=args.ceiling)})
+        grouped.setdefault(experiment, {}).setdefault(key, {})[str(path)] = cube
+    experiments = {}
+    for experiment, by_settings in grouped.items():
+        variants = {}
+        for cubes in by_settings.values():
+            path, cube = next(iter(cubes.items()))
+            name = RunSettings.from_attrs(cube.attrs).variant or Path(path).stem
+            variants[name if name not in variants else f"{name}_{len(variants)}"] = merge_seeds(
+                cubes
+            )
+        experiments[experiment] = ExperimentResults(variants, ceiling=args.ceiling)
+    table = evaluate_claims(experiments)
     print(claims_markdown(table, args.delta))
     if args.out is not None:
         write_table(table, args.out)

@@ -15,7 +15,7 @@ torch, so reading cubes takes a second.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -61,20 +61,32 @@ def collect(
     return cube
 
 
-def merge_seeds(cubes: Sequence[xr.Dataset]) -> xr.Dataset:
-    """One cube from cubes of one variant measured on other training seeds (one ``diffsens
-    measure`` per seed, say): their runs, collected again (:func:`collect` checks that they were
-    made and measured alike)."""
+def merge_seeds(cubes: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """One cube from cubes (or single runs, the workflow's ``sensitivity.nc``) of one variant
+    measured on other training seeds, by source name: their runs, collected again
+    (:func:`collect` checks that they were made and measured alike)."""
     runs: dict[int, xr.Dataset] = {}
-    for cube in cubes:
-        for seed in map(int, cube.seed.values):
+    sources: dict[int, str] = {}
+    for source, cube in cubes.items():
+        for seed, run in _runs(cube, source):
             if seed in runs:
-                raise ValueError(f"training seed {seed} is in two of the cubes")
-            run = cube.sel(seed=seed).drop_vars(["seed", "measure_seed"])
-            run.attrs = {**cube.attrs, "seed": int(cube.measure_seed.sel(seed=seed))}
-            runs[seed] = run
-    settings = RunSettings.from_attrs(cubes[0].attrs)
+                raise ValueError(f"training seed {seed} is in both {sources[seed]} and {source}")
+            runs[seed], sources[seed] = run, source
+    settings = RunSettings.from_attrs(next(iter(cubes.values())).attrs)
     return collect(runs, experiment=settings.experiment, variant=settings.variant)
+
+
+def _runs(cube: xr.Dataset, source: str):
+    """``(training seed, run)`` of each seed of a cube, or of a single run."""
+    if "seed" not in cube.dims:
+        if "training_seed" not in cube.attrs:
+            raise ValueError(f"{source} does not say which training seed it was measured on")
+        yield int(cube.attrs["training_seed"]), cube
+        return
+    for seed in map(int, cube.seed.values):
+        run = cube.sel(seed=seed).drop_vars(["seed", "measure_seed"])
+        run.attrs = {**cube.attrs, "seed": int(cube.measure_seed.sel(seed=seed))}
+        yield seed, run
 
 
 def summary(cube: xr.Dataset, delta: float = 1.0) -> str:

@@ -281,8 +281,14 @@ def error_vs_sensitivity(
     training-noise level) shown on a colour scale, and ``shape_by`` to a name (e.g. its
     architecture) shown by the marker's shape; otherwise each variant gets its own colour.
     """
-    fig = Figure(figsize=(10, 3.4))
+    fig = Figure(figsize=(10, 3.6))
     axes = fig.subplots(1, 3, sharey=True)
+    shown = float(at_delta(next(iter(cubes.values())), delta).delta)
+    fig.suptitle(
+        f"Trained nets at δ = {shown:.2f} px (clean probes): test error against the output's "
+        "sensitivities",
+        fontsize=10,
+    )
     scale = None
     if colour_by:  # one colour per level, in order, each level labelled as it is (0 as 0)
         levels = sorted({float(colour_by[v]) for v in cubes})
@@ -320,7 +326,7 @@ def error_vs_sensitivity(
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("test error")
     if scale is not None:
-        fig.subplots_adjust(left=0.07, bottom=0.16)  # room for the axis labels
+        fig.subplots_adjust(left=0.07, bottom=0.16, top=0.86)  # room for the labels
         mappable = matplotlib.cm.ScalarMappable(norm=scale, cmap=cmap)
         bar = fig.colorbar(
             mappable, ax=axes, label=colour_label, fraction=0.04, ticks=range(len(levels))
@@ -701,8 +707,9 @@ def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95)
             Rectangle((x, y), 1, 1, facecolor=VERDICT_COLOURS[r.verdict], edgecolor="white", lw=1.5)
         )
         text = "n/a" if r.verdict == "not applicable" else r.verdict
-        if np.isfinite(r.estimate):
-            text += f"\n{r.estimate:.3g}\n[{r.low:.3g}, {r.high:.3g}]"
+        if np.isfinite(r.estimate):  # with too few seeds: the estimate, without an interval
+            text += f"\n{r.estimate:.3g}"
+            text += f"\n[{r.low:.3g}, {r.high:.3g}]" if np.isfinite(r.low) else f"\n{r.n} seed(s)"
         ax.text(x + 0.5, y + 0.5, text, ha="center", va="center", fontsize=6.5, linespacing=1.1)
     ax.set_xlim(0, len(columns))
     ax.set_ylim(len(rows), 0)
@@ -722,21 +729,22 @@ def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95)
     experiments = list(dict.fromkeys(e for e, _ in columns))
     for experiment in experiments:
         at = [i for i, (e, _) in enumerate(columns) if e == experiment]
+        deltas = shown.delta[shown.experiment == experiment].dropna()
+        label = experiment + (f" (δ = {deltas.iloc[0]:.3g} px)" if len(deltas) else "")
         ax.axvline(at[0], color="black", lw=1.2)
         ax.text(
             (at[0] + at[-1] + 1) / 2,
             -0.02,
-            experiment,
+            label,
             transform=ax.get_xaxis_transform(),
             ha="center",
             va="top",
             fontsize=9,
             fontweight="bold",
         )
-    at = float(shown.delta.dropna().iloc[0]) if shown.delta.notna().any() else delta
     fig.suptitle(
-        f"The paper's claims on this run: verdict, effect [{confidence:.0%} interval over seeds]"
-        f" at δ = {at:.3g} px",
+        f"The paper's claims on this run: verdict, effect [{confidence:.0%} interval], at the "
+        f"measured displacement δ nearest {delta:g} px",
         fontsize=10,
         y=1 - 0.12 / fig.get_figheight(),
     )

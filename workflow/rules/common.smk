@@ -322,24 +322,24 @@ def claims_inputs(wildcards):
     }
 
 
+def claims_analysis():
+    """The analysis settings the claims read: the intervals' level, and the displacement at
+    which their table at a glance and their figure show them."""
+    return {key: CONFIG.analysis[key] for key in ("delta", "confidence")}
+
+
 def claims_settings(wildcards):
-    """What the claims are computed with: the experiments' variants (in the order of the
-    inputs), their error ceilings, the intervals' settings, and the displacement of the table at
-    a glance."""
+    """The experiments' variants (in the order of the inputs) and error ceilings."""
     experiments = CONFIG.raw["experiments"]
-    analysis = CONFIG.analysis
     return {
         "experiments": {e: variants(e) for e in experiments},
         "error_ceilings": {e: CONFIG.error_ceiling(e) for e in experiments},
-        **{key: analysis[key] for key in ("delta", "confidence", "bootstrap", "seed")},
+        **claims_analysis(),
     }
 
 
 def claims_figure_settings(wildcards):
-    return {
-        **figure_settings(wildcards),
-        **{key: CONFIG.analysis[key] for key in ("delta", "confidence")},
-    }
+    return {**figure_settings(wildcards), **claims_analysis()}
 
 
 def swept(experiment):
