@@ -76,8 +76,7 @@ def test_the_authors_training_settings_are_checked_before_any_job():
         "stop_at_zero_loss: true",
         "experiments.tiny.training.validation: 4900 validation examples leave none of the 4900 "
         "training examples to train on",
-        "experiments.tiny.training.lr_per_width: model 'lenet' has no width option to scale the "
-        "rate by",
+        "experiments.tiny.training.lr_per_width: model 'lenet' has no width option",
     ]
 
 

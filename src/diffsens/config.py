@@ -281,6 +281,7 @@ class Config:
         """Every model option exists, and every distinct (model, data) pair builds and runs
         (each pair checked once)."""
         from diffsens.models import check_spec, is_external, model_options
+        from diffsens.train import learning_rate
 
         checked: dict[str, str] = {}
         problems = []
@@ -298,10 +299,13 @@ class Config:
                 where = self._where(experiment, variant, "model", key)
                 problem = f"model {spec['name']!r} has no option {key!r}; its options are "
                 problems.append((experiment, variant, where, problem + str(sorted(options))))
-            if settings["training"]["lr_per_width"] and "width" not in {**options, **spec}:
+            try:
+                learning_rate(spec, settings["training"])
+            except SettingsError as error:  # lr_per_width of a model without a width
                 where = self._where(experiment, variant, "training", "lr_per_width")
-                problem = f"model {spec['name']!r} has no width option to scale the rate by"
-                problems.append((experiment, variant, where, problem))
+                problems += [
+                    (experiment, variant, where, p.split(": ", 1)[1]) for p in error.problems
+                ]
             if unknown or shape is None:
                 continue
             key = repr((spec, shape))

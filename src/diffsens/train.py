@@ -41,7 +41,7 @@ from torch import nn
 
 from diffsens.data import PreparedData, add_noise, random_crop_flip
 from diffsens.io import CorruptedFile, load_torch, save_torch, write_atomically, write_netcdf
-from diffsens.models import build_spec
+from diffsens.models import build_spec, is_external, model_options
 from diffsens.provenance import RunSettings, software
 from diffsens.runtime import describe_device, pick_device, terminal_progress
 from diffsens.settings import SettingsError, canonical, resolve, training_conflicts
@@ -221,11 +221,14 @@ class _Run:
             "seed": seed,
             "device": describe_device(self.device),
         }
-        kept, validation = validation_split(shape.n_train, cfg["validation"], seed)
-        self.train_x = _place(data.train_images[kept], self.device)
-        self.train_y = _place(data.train_labels[kept], self.device)
-        self.validation_x = _place(data.train_images[validation], self.device)
-        self.validation_y = _place(data.train_labels[validation], self.device)
+        images, labels = data.train_images, data.train_labels
+        kept, held_out = validation_split(shape.n_train, cfg["validation"], seed)
+        if len(held_out):  # (without, the training set is not copied)
+            images, labels = images[kept], labels[kept]
+        self.train_x = _place(images, self.device)
+        self.train_y = _place(labels, self.device)
+        self.validation_x = _place(data.train_images[held_out], self.device)
+        self.validation_y = _place(data.train_labels[held_out], self.device)
         self.test_x = _place(data.test_images, self.device)
         self.test_y = _place(data.test_labels, self.device)
         self.fill = torch.tensor(data.fill, device=self.device)
@@ -491,8 +494,6 @@ def learning_rate(model_spec: dict, cfg: dict) -> float:
     """The optimizer's rate: ``lr``, times the model's width with ``lr_per_width``."""
     if not cfg["lr_per_width"]:
         return cfg["lr"]
-    from diffsens.models import is_external, model_options
-
     name = model_spec["name"]
     options = {} if is_external(name) else model_options(name)
     width = model_spec.get("width", options.get("width"))
