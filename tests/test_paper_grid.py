@@ -68,6 +68,8 @@ def tiny_paper_config(cifar_root) -> tuple[dict, dict[str, list[str]]]:
         experiment["variants"] = {v: experiment["variants"][v] for v in keep[name]}
         training = experiment.setdefault("training", {})
         training.update(epochs=1, save_epochs=[])
+        if training.get("validation"):  # keep a validation set, of the tiny data's size
+            training["validation"] = 4
         measure = experiment.setdefault("measure", {})
         measure["probes"] = 4
         if measure.get("deformation", "diffeo") == "diffeo":

@@ -421,18 +421,20 @@ def fitted_from_the_start(seed: int, n: int = 24, wrong: torch.Tensor | None = N
     return spec, data
 
 
+PLAIN_SGD_TO_ZERO_LOSS = {
+    "loss": "hinge",
+    "optimizer": "sgd",
+    "momentum": 0.0,
+    "weight_decay": 0.0,
+    "lr": 0.1,
+    "batch_size": 8,
+    "stop_at_zero_loss": True,
+}
+
+
 def test_the_zero_loss_rule_trains_to_its_multiple_of_the_first_zero_loss_epoch(tmp_path):
     spec, data = fitted_from_the_start(seed=3)
-    config = {
-        "loss": "hinge",
-        "optimizer": "sgd",
-        "momentum": 0.0,
-        "weight_decay": 0.0,
-        "lr": 0.1,
-        "batch_size": 8,
-        "epochs": 40,
-        "stop_at_zero_loss": True,
-    }
+    config = {**PLAIN_SGD_TO_ZERO_LOSS, "epochs": 40}
     first = train(spec, data, config, tmp_path / "first", seed=3)
     assert first.sizes["epoch"] == 2 and float(first.train_loss[1]) == 0  # epochs 0 and 1
     history = train(
@@ -446,17 +448,7 @@ def test_the_zero_loss_rule_trains_to_its_multiple_of_the_first_zero_loss_epoch(
 def test_the_zero_loss_rule_waits_for_a_zero_validation_error(tmp_path):
     _, held_out = validation_split(24, 6, seed=3)
     spec, data = fitted_from_the_start(seed=3, wrong=held_out[:1])  # one wrong label, held out
-    config = {
-        "loss": "hinge",
-        "optimizer": "sgd",
-        "momentum": 0.0,
-        "weight_decay": 0.0,
-        "lr": 0.1,
-        "batch_size": 8,
-        "epochs": 9,
-        "stop_at_zero_loss": True,
-        "validation": 6,
-    }
+    config = {**PLAIN_SGD_TO_ZERO_LOSS, "epochs": 9, "validation": 6}
     history = train(spec, data, config, tmp_path, seed=3)
     assert (history.train_loss[1:] == 0).all()  # every kept example is fitted
     assert history.sizes["epoch"] == 10  # the cap: one in six held-out examples stays wrong

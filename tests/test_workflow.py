@@ -49,14 +49,10 @@ EXPERIMENT_PLOTS = {
         "plot_depth_laws",
     )
 }
-# Jobs that read every cube at the analysis settings: the summary (which reads the fits too) and
-# the claims (and their figure).
-FITS = {
-    job("fit_depth_laws", experiment="tiny"),
-    job("summarise"),
-    job("claims"),
-    job("plot_claims"),
-}
+# Jobs that read every cube: the fits and the summary (which reads the fits too), and the claims
+# and their figure.
+FITS = {job("fit_depth_laws", experiment="tiny"), job("summarise")}
+CLAIMS = {job("claims"), job("plot_claims")}
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 
@@ -147,6 +143,7 @@ def test_training_edit_reruns_that_variant_only(tiny_run):
             job("plot_training", experiment="tiny"),
         }
         | FITS
+        | CLAIMS
         | EXPERIMENT_PLOTS
     )
 
@@ -162,6 +159,7 @@ def test_temperature_edit_remeasures_without_retraining(tiny_run):
             job("collect", experiment="tiny", variant="b"),
         }
         | FITS
+        | CLAIMS
         | EXPERIMENT_PLOTS
     )
 
@@ -194,24 +192,30 @@ def test_new_seed_trains_only_that_seed(tiny_run):
             job("plot_training", experiment="tiny"),
         }
         | FITS
+        | CLAIMS
         | EXPERIMENT_PLOTS
     )
 
 
 def test_analysis_edit_refits_and_redraws_only(tiny_run):
-    config = edited(lambda c: c["analysis"].update(bootstrap=60))
+    config = edited(lambda c: c["analysis"].update(bootstrap=60))  # the fits' intervals only
     assert planned_jobs(tiny_run, config) == FITS | {job("plot_depth_laws", experiment="tiny")}
+    config = edited(lambda c: c["analysis"].update(confidence=0.9))  # every interval
+    assert planned_jobs(tiny_run, config) == FITS | CLAIMS | {
+        job("plot_depth_laws", experiment="tiny")
+    }
 
 
 def test_a_delta_edit_refits_and_redraws_only_what_reads_the_cubes_at_it(tiny_run):
     config = edited(lambda c: c["analysis"].update(delta=2.0))
     at_delta = ("plot_layerwise", "plot_compare", "plot_error_vs_sensitivity", "plot_depth_laws")
-    assert planned_jobs(tiny_run, config) == FITS | {job(r, experiment="tiny") for r in at_delta}
+    expected = FITS | CLAIMS | {job(r, experiment="tiny") for r in at_delta}
+    assert planned_jobs(tiny_run, config) == expected
 
 
 def test_a_ceiling_edit_redraws_and_resummarises_only(tiny_run):
     config = edited(lambda c: c["experiments"]["tiny"].update(error_ceiling=0.5))
-    assert planned_jobs(tiny_run, config) == FITS | EXPERIMENT_PLOTS | {
+    assert planned_jobs(tiny_run, config) == FITS | CLAIMS | EXPERIMENT_PLOTS | {
         job("plot_spectra", experiment="tiny"),
         job("plot_training", experiment="tiny"),
     }
@@ -286,7 +290,7 @@ def test_the_claims_table_has_every_claim_and_says_why_one_seed_gives_no_verdict
     assert set(table.variant) == {"a", "b", "(all)"}
     # one seed, and two epochs leave the nets above the ceiling: no verdict, and the reason
     assert (table.verdict == "not applicable").all()
-    assert table.note.str.contains("undertrained|usable seed|variant|no depth law").all()
+    assert table.note.str.contains("undertrained|usable seed|variant|predicts no law").all()
     with xr.open_dataset(results / "cubes" / "tiny" / "a.nc") as cube:
         assert sorted(table.delta.dropna().unique()) == pytest.approx(sorted(cube.delta.values))
     text = (results / "claims.md").read_text()
