@@ -44,6 +44,7 @@ __all__ = [
     "ExperimentResults",
     "at_delta",
     "claim_label",
+    "claim_rows",
     "claims_markdown",
     "evaluate_claims",
 ]
@@ -489,6 +490,17 @@ def at_delta(table: pd.DataFrame, delta: float = 1.0) -> pd.DataFrame:
 _CONDITION_WORDS = {"noisy": "noisy probes", "channel_mean": "channel mean"}
 
 
+def claim_rows(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The ``(claim, quantity, condition)`` of a claims table, in the order of :data:`CLAIMS`,
+    then D, G, R, then original before the other conditions: the rows tables and figures show."""
+    keys = set(zip(table.claim, table.quantity, table.condition, strict=True))
+    claims, quantities = list(CLAIMS), ["", *QUANTITIES]
+    return sorted(
+        keys,
+        key=lambda k: (claims.index(k[0]), quantities.index(k[1]), k[2] != "original", k[2]),
+    )
+
+
 def claim_label(claim: str, quantity: str, condition: str) -> str:
     """A claim as tables and figures name it: ``depth_law (G, channel mean)``."""
     detail = [quantity] if quantity else []
@@ -516,9 +528,10 @@ def claims_markdown(table: pd.DataFrame, delta: float = 1.0) -> str:
         "| claim | " + " | ".join(f"{e} / {v}" for e, v in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
-    for key, block in glance.groupby(["claim", "quantity", "condition"], sort=False):
+    blocks = dict(list(glance.groupby(["claim", "quantity", "condition"], sort=False)))
+    for key in claim_rows(glance):
         label = claim_label(*key)
-        cells = {(r.experiment, r.variant): _cell(r) for r in block.itertuples(index=False)}
+        cells = {(r.experiment, r.variant): _cell(r) for r in blocks[key].itertuples(index=False)}
         lines.append(f"| {label} | " + " | ".join(cells.get(c, "") for c in columns) + " |")
     for experiment, block in table.groupby("experiment", sort=False):
         lines += [

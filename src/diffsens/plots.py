@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from diffsens.claims import at_delta as claims_at_delta
-from diffsens.claims import claim_label
+from diffsens.claims import claim_label, claim_rows
 from diffsens.fits import at_delta, depth_series, trained_checkpoint, trained_error
 from diffsens.io import write_atomically
 from diffsens.laws import LAWS, QUANTITIES, law_curve
@@ -689,7 +689,7 @@ def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95)
     (:func:`diffsens.claims.evaluate_claims`; docs/science.md §11)."""
     shown = claims_at_delta(table, delta)
     columns = list(dict.fromkeys(zip(shown.experiment, shown.variant, strict=True)))
-    rows = list(dict.fromkeys(zip(shown.claim, shown.quantity, shown.condition, strict=True)))
+    rows = claim_rows(shown)
     width, height = 1.15, 0.42
     fig = Figure(figsize=(2.9 + width * len(columns), 1.5 + height * len(rows)))
     ax = fig.add_axes(
@@ -704,7 +704,9 @@ def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95)
         x = columns.index((r.experiment, r.variant))
         y = rows.index((r.claim, r.quantity, r.condition))
         ax.add_patch(
-            Rectangle((x, y), 1, 1, facecolor=VERDICT_COLOURS[r.verdict], edgecolor="white", lw=1.5)
+            Rectangle(
+                (x, y), 1, 1, facecolor=VERDICT_COLOURS[r.verdict], edgecolor="#B0B0B0", lw=0.6
+            )
         )
         text = "n/a" if r.verdict == "not applicable" else r.verdict
         if np.isfinite(r.estimate):  # with too few seeds: the estimate, without an interval
