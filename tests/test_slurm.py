@@ -11,19 +11,36 @@ from tests.slurm_cluster import slurm_cluster, unavailable
 from tests.workflow_helpers import REPO, snakemake
 
 RULES = ("prepare_data", "train", "measure", "collect", "plot_layerwise")
+SUBMITTED = ("train", "measure")  # the others are local rules, run by the submitting host
 CONFIG = {
     "datasets": {"digits": {"source": "mnist5k", "n_test": 100}},
     "experiments": {
         "tiny": {
             "dataset": "digits",
             "seeds": [0],
-            "model": {"name": "simple_cnn", "depth": 2, "width": 8, "pooling": "max"},
             "training": {"optimizer": "adam", "lr": 0.005, "epochs": 1},
             "measure": {"probes": 20, "temperatures": 2},
-            "variants": {"a": {}},
+            "variants": {
+                "a": {"model": {"name": "simple_cnn", "depth": 2, "width": 8, "pooling": "max"}},
+                # a model of the user's own, importable only from the PYTHONPATH they set
+                "own": {"model": {"name": "users_models:tiny_net"}},
+            },
         }
     },
 }
+USERS_MODELS = """
+from torch import nn
+
+
+def tiny_net(in_channels, num_classes):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, num_classes),
+    )
+"""
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +56,9 @@ def cluster(tmp_path_factory):
 
 @pytest.mark.slow
 def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
+    site = tmp_path / "site-packages-of-the-user"  # outside the repository and the venv
+    site.mkdir()
+    (site / "users_models.py").write_text(USERS_MODELS)
     snakemake(
         tmp_path,
         CONFIG,
@@ -52,6 +72,7 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
         "2",
         "--latency-wait",
         "5",
+        env={"PYTHONPATH": str(site)},
     )
     with xr.open_dataset(tmp_path / "results" / "cubes" / "tiny" / "a.nc") as cube:
         assert dict(cube.sizes) == {
@@ -63,7 +84,9 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
         }
         np.testing.assert_allclose(cube.R, cube.D / cube.G)
         assert cube.attrs["device"].startswith("cpu")  # the fake GPU falls back to the CPU
-    # SLURM ran every job, and the training and measuring jobs asked it for a GPU
+    with xr.open_dataset(tmp_path / "results" / "cubes" / "tiny" / "own.nc") as cube:
+        assert "users_models:tiny_net" in cube.attrs["model"]  # trained and measured in SLURM
+    # SLURM ran the training and measuring jobs, each asking it for a GPU, and nothing else
     jobs = subprocess.run(
         ["scontrol", "-o", "show", "jobs"], capture_output=True, text=True, check=True
     )
@@ -72,10 +95,10 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
         rule = next((r for r in RULES if f"rule_{r}" in fields.get("Comment", "")), None)
         if rule:
-            by_rule[rule] = fields
-    assert set(by_rule) == set(RULES), jobs.stdout
-    assert all(by_rule[r]["JobState"] == "COMPLETED" for r in RULES), jobs.stdout
-    gpu = {
-        r for r, f in by_rule.items() if "gpu" in f.get("TresPerJob", "") + f.get("TresPerNode", "")
-    }
-    assert gpu == {"train", "measure"}, jobs.stdout
+            by_rule.setdefault(rule, []).append(fields)
+    assert set(by_rule) == set(SUBMITTED), jobs.stdout
+    for submitted in by_rule.values():
+        assert len(submitted) == 2, jobs.stdout  # both variants, "own" included
+        for fields in submitted:
+            assert fields["JobState"] == "COMPLETED", jobs.stdout
+            assert "gpu" in fields.get("TresPerJob", "") + fields.get("TresPerNode", "")

@@ -15,8 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True):
-    """``snakemake ARGS`` on ``config`` (written to workdir/config.yaml) with the default profile."""
+def snakemake(
+    workdir: Path, config: dict | None, *args: str, check: bool = True, env: dict | None = None
+):
+    """``snakemake ARGS`` on ``config`` (written to workdir/config.yaml) with the default
+    profile, in this environment and ``env``."""
     command = [
         SNAKEMAKE,
         "--snakefile",
@@ -28,7 +31,11 @@ def snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True
         path = workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         command.append(f"--configfile={path}")  # with "=", targets after it stay targets
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **(env or {}),
+    }
     result = subprocess.run(
         [*command, *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=1200
     )

@@ -8,6 +8,7 @@ rule spectra:
         f"{RESULTS}/logs/spectra/{{experiment}}/{{variant}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/spectra/{{experiment}}/{{variant}}.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -30,6 +31,7 @@ rule fit_depth_laws:
         f"{RESULTS}/logs/fits/{{experiment}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/fits/{{experiment}}.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -52,6 +54,7 @@ rule theory:
         f"{RESULTS}/logs/theory.log",
     benchmark:
         f"{RESULTS}/benchmarks/theory.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -74,6 +77,7 @@ rule summarise:
         f"{RESULTS}/logs/summary.log",
     benchmark:
         f"{RESULTS}/benchmarks/summary.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -97,6 +101,7 @@ rule claims:
         f"{RESULTS}/logs/claims.log",
     benchmark:
         f"{RESULTS}/benchmarks/claims.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:

@@ -7,6 +7,7 @@ rule collect:
         f"{RESULTS}/logs/collect/{{experiment}}/{{variant}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/collect/{{experiment}}/{{variant}}.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:

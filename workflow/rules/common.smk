@@ -13,11 +13,14 @@ from pathlib import Path
 from snakemake.utils import update_config
 
 # The workflow and its jobs import the diffsens library of this checkout, whatever environment
-# runs them (the project's .venv, a conda env made from environment.yml, a cluster node). The
-# variable is set here, never read, so it needs no envvars assertion.
+# runs them (the project's .venv, a conda env made from environment.yml, a cluster node), and
+# keep the user's own PYTHONPATH after it (their model modules, package.module:function).
 SOURCE = str(Path(workflow.basedir).parent / "src")
 sys.path.insert(0, SOURCE)
-os.environ.update(PYTHONPATH=SOURCE)
+USER_PATHS = [
+    p for p in os.getenv("PYTHONPATH", "").split(os.pathsep) if p and p != SOURCE
+]
+os.environ.update(PYTHONPATH=os.pathsep.join([SOURCE, *USER_PATHS]))
 
 from diffsens.config import Config, read_yaml, typed
 

@@ -5,6 +5,7 @@ rule prepare_data:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:

@@ -8,6 +8,7 @@ rule plot_claims:
         f"{RESULTS}/logs/plot/claims.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/claims.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -26,6 +27,7 @@ rule plot_training:
         f"{RESULTS}/logs/plot/{{experiment}}/training.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/{{experiment}}/training.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -44,6 +46,7 @@ rule plot_layerwise:
         f"{RESULTS}/logs/plot/{{experiment}}/layerwise.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/{{experiment}}/layerwise.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -62,6 +65,7 @@ rule plot_compare:
         f"{RESULTS}/logs/plot/{{experiment}}/compare.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/{{experiment}}/compare.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -84,6 +88,7 @@ rule plot_error_vs_sensitivity:
         f"{RESULTS}/logs/plot/{{experiment}}/error_vs_sensitivity.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/{{experiment}}/error_vs_sensitivity.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -102,6 +107,7 @@ rule plot_spectra:
         f"{RESULTS}/logs/plot/{{experiment}}/spectra.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/{{experiment}}/spectra.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -121,6 +127,7 @@ rule plot_depth_laws:
         f"{RESULTS}/logs/plot/{{experiment}}/depth_laws.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/{{experiment}}/depth_laws.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -139,6 +146,7 @@ rule plot_theory:
         f"{RESULTS}/logs/plot/constant_filters.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/constant_filters.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -155,6 +163,7 @@ rule plot_examples:
         f"{RESULTS}/logs/plot/examples.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/examples.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -174,6 +183,7 @@ rule plot_temperatures:
         f"{RESULTS}/logs/plot/{{experiment}}/temperatures.log",
     benchmark:
         f"{RESULTS}/benchmarks/plot/{{experiment}}/temperatures.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     params:
