@@ -3,6 +3,7 @@
 diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [--model SPEC] [options]
 diffsens show CUBE.nc [--delta PIXELS]
 diffsens claims CUBE.nc... [--ceiling ERROR] [--delta PIXELS] [--out CLAIMS.csv]
+diffsens cost CONFIG.yaml [--calibration TABLE.csv]
 diffsens check-config CONFIG.yaml
 
 The options of ``measure`` are the ``measure`` settings of the schema (diffsens.settings), with
@@ -183,6 +184,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
 
+    g = commands.add_parser(
+        "cost", help="count a config's work and project its GPU-hours before running it"
+    )
+    g.add_argument("config", type=Path, help="a workflow config (YAML)")
+    g.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="seconds per training and per inference image of each network, measured on the "
+        "device the grid will use (CSV: network,train_image_s,inference_image_s); networks "
+        "without a row get the conservative model's",
+    )
+
     c = commands.add_parser(
         "check-config", help="check a workflow config file, as the workflow does before any job"
     )
@@ -272,6 +286,20 @@ def _claims(args) -> None:
         print(f"wrote {args.out}")
 
 
+def _cost(args) -> None:
+    from diffsens.config import Config, read_yaml
+    from diffsens.cost import cost_markdown, estimate_cost, read_calibration
+
+    calibration = read_calibration(args.calibration) if args.calibration else None
+    table = estimate_cost(Config(read_yaml(args.config)), calibration)
+    print(cost_markdown(table), end="")
+    print(
+        f"{args.config}: {table.gpu_hours.sum():.1f} GPU-hours at most (epochs at their caps), "
+        f"seconds from {' and '.join(sorted(set(table.source)))}"
+        + ("" if calibration else " (the conservative model: docs/cluster.md)")
+    )
+
+
 def _check_config(args) -> None:
     from diffsens.config import Config, read_yaml
 
@@ -296,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         "measure": _measure,
         "show": _show,
         "claims": _claims,
+        "cost": _cost,
         "check-config": _check_config,
     }
     command = commands[args.command]

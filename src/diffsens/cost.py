@@ -1,0 +1,163 @@
+"""What a config costs before it runs: trainings, epochs, measurements and GPU-hours per network.
+
+Each variant's work is counted from its settings (trainings = seeds; epochs = seeds x the epoch
+cap, which a stop at zero loss may cut short; measurements = seeds x checkpoints x conditions,
+each one clean, one deformed and one noisy pass over the probes at every displacement). Seconds
+come from a calibration table measured on the device the grid will use (:func:`read_calibration`,
+one row per network) or, where the table has no row, from a conservative model (docs/cluster.md):
+
+* a training image costs three forward passes' FLOPs (forward and backward) at
+  :data:`CONSERVATIVE` ``flops_per_second``, and every optimiser step ``seconds_per_step`` of
+  kernel launches besides, which is what small nets at batch 8 are bound by;
+* an inference image (the test set after each epoch, the probes) costs one forward pass.
+
+A network's FLOPs are counted by running it once on PyTorch's meta device: nothing is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from diffsens.config import Config
+from diffsens.io import read_table
+
+__all__ = [
+    "CALIBRATION_COLUMNS",
+    "CONSERVATIVE",
+    "cost_markdown",
+    "estimate_cost",
+    "forward_flops",
+    "network_name",
+    "read_calibration",
+]
+
+CONSERVATIVE = {"flops_per_second": 10e12, "seconds_per_step": 0.005}
+"""The model's rates: about a tenth of what one H100 sustains on a large net in float32 (tensor
+cores), and 5 ms of launches and Python per optimiser step, several times what a small net
+takes there."""
+
+CALIBRATION_COLUMNS = {"network": str, "train_image_s": float, "inference_image_s": float}
+"""A calibration table: per network, the seconds of one training image (at the batch size it
+was timed with) and of one inference image."""
+
+
+def network_name(dataset: str, model: Mapping) -> str:
+    """``dataset:name(option=value, ...)`` with the options the spec sets."""
+    options = {key: value for key, value in model.items() if key != "name"}
+    text = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
+    return f"{dataset}:{model['name']}" + (f"({text})" if text else "")
+
+
+def forward_flops(model: Mapping, shape) -> float:
+    """FLOPs of one forward pass of one image through ``model`` (a spec) on data of ``shape``
+    (a ``DataShape``), counted on the meta device."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from diffsens.models import build_spec
+
+    with torch.device("meta"):
+        net = build_spec(dict(model), **shape.network)
+        image = torch.empty(1, shape.in_channels, *[shape.input_size] * shape.dims)
+    with FlopCounterMode(display=False) as counter:
+        net(image)
+    return float(counter.get_total_flops())
+
+
+def read_calibration(path) -> dict[str, dict[str, float]]:
+    """A calibration table (:data:`CALIBRATION_COLUMNS`) by network name."""
+    table = read_table(path, "calibration table", columns=CALIBRATION_COLUMNS)
+    return {
+        row.network: {k: getattr(row, k) for k in CALIBRATION_COLUMNS if k != "network"}
+        for row in table.itertuples(index=False)
+    }
+
+
+def estimate_cost(
+    config: Config, calibration: Mapping[str, Mapping[str, float]] | None = None
+) -> pd.DataFrame:
+    """One row per network of ``config`` (checked against its data): trainings, epochs,
+    measurements, the seconds of an epoch and of a measurement (of its first variant), their
+    source (``calibrated`` or ``model``) and the GPU-hours of all of its work."""
+    calibration = calibration or {}
+    flops: dict[str, float] = {}
+    rows: dict[str, dict] = {}
+    for experiment in config.raw["experiments"]:
+        dataset = config.dataset_of(experiment)
+        shape = config.shapes[dataset]
+        seeds = len(config.seeds(experiment))
+        for variant in config.variants(experiment):
+            settings = config.variant(experiment, variant)
+            training, measure = settings["training"], settings["measure"]
+            name = network_name(dataset, settings["model"])
+            if name not in calibration and name not in flops:
+                flops[name] = forward_flops(settings["model"], shape)
+            per_image = calibration.get(name) or _modelled(flops[name], training["batch_size"])
+            n_train = shape.n_train - training["validation"]
+            epoch_s = (
+                n_train * per_image["train_image_s"]
+                + (shape.n_test + training["validation"]) * per_image["inference_image_s"]
+            )
+            displacements = len(measure.get("deltas") or []) or _temperatures(measure)
+            passes = measure["probes"] * (1 + 2 * displacements)
+            measure_s = passes * per_image["inference_image_s"]
+            measurements = seeds * len(measure["checkpoints"]) * len(measure["conditions"])
+            row = rows.setdefault(
+                name,
+                {
+                    "network": name,
+                    "trainings": 0,
+                    "epochs": 0,
+                    "measurements": 0,
+                    "epoch_s": epoch_s,
+                    "measure_s": measure_s,
+                    "source": "calibrated" if name in calibration else "model",
+                    "gpu_hours": 0.0,
+                },
+            )
+            row["trainings"] += seeds
+            row["epochs"] += seeds * training["epochs"]
+            row["measurements"] += measurements
+            row["gpu_hours"] += (
+                seeds * training["epochs"] * epoch_s + measurements * measure_s
+            ) / 3600
+    return pd.DataFrame(list(rows.values()))
+
+
+def _modelled(flops: float, batch_size: int) -> dict[str, float]:
+    """Seconds per training and per inference image under :data:`CONSERVATIVE`."""
+    rate = CONSERVATIVE["flops_per_second"]
+    return {
+        "train_image_s": 3 * flops / rate + CONSERVATIVE["seconds_per_step"] / batch_size,
+        "inference_image_s": flops / rate,
+    }
+
+
+def _temperatures(measure: Mapping) -> int:
+    """How many displacements a measurement makes (one for the discrete moves)."""
+    if measure["deformation"] != "diffeo":
+        return 1
+    temperatures = measure["temperatures"]
+    return temperatures if isinstance(temperatures, int) else len(temperatures)
+
+
+def cost_markdown(table: pd.DataFrame) -> str:
+    """The cost as a pipe table, with the total and where its seconds come from."""
+    lines = [
+        "| network | trainings | epochs (at most) | measurements | s / epoch | s / measurement "
+        "| seconds from | GPU-hours |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples(index=False):
+        lines.append(
+            f"| `{r.network}` | {r.trainings} | {r.epochs} | {r.measurements} | "
+            f"{r.epoch_s:.3g} | {r.measure_s:.3g} | {r.source} | {r.gpu_hours:.2f} |"
+        )
+    sources = " and ".join(sorted(set(table.source)))
+    lines.append(
+        f"| **total** | {table.trainings.sum()} | {table.epochs.sum()} | "
+        f"{table.measurements.sum()} | | | {sources} | {table.gpu_hours.sum():.1f} |"
+    )
+    return "\n".join(lines) + "\n"

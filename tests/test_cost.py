@@ -1,0 +1,102 @@
+"""What a config costs: counts by hand-checkable rules, seconds from a calibration or the
+conservative model, and the paper grid within its budget."""
+
+import pytest
+
+from diffsens.cli import main
+from diffsens.config import Config, read_yaml
+from diffsens.cost import CONSERVATIVE, estimate_cost, forward_flops, read_calibration
+from diffsens.io import CorruptedFile
+from tests.workflow_helpers import REPO, variant_count
+
+CONFIG = {
+    "datasets": {"digits": {"source": "mnist5k"}},  # 4000 train, 1000 test, 1 x 28 x 28
+    "experiments": {
+        "e": {
+            "dataset": "digits",
+            "seeds": [0, 1, 2],
+            "model": {"name": "fc2"},
+            "training": {"epochs": 4, "batch_size": 100},
+            "measure": {
+                "probes": 50,
+                "deltas": [0.5, 1],
+                "checkpoints": ["init", "best", "last"],
+                "conditions": ["original"],
+            },
+            "variants": {
+                "a": {},
+                "b": {"training": {"epochs": 10}},
+                "c": {"model": {"name": "fc4"}},
+            },
+        }
+    },
+}
+FC2 = "digits:fc2"
+
+
+def test_counts_follow_the_config():
+    table = estimate_cost(Config(CONFIG)).set_index("network")
+    assert table.loc[FC2, ["trainings", "epochs", "measurements"]].tolist() == [
+        6,  # a and b share a network, 3 seeds each
+        3 * 4 + 3 * 10,
+        2 * 3 * 3,  # 3 checkpoints x 1 condition per training
+    ]
+    assert table.loc["digits:fc4", "trainings"] == 3
+
+
+def test_seconds_come_from_a_calibration_where_it_has_the_network(tmp_path):
+    path = tmp_path / "calibration.csv"
+    path.write_text("network,train_image_s,inference_image_s\ndigits:fc2,0.001,0.0002\n")
+    table = estimate_cost(Config(CONFIG), read_calibration(path)).set_index("network")
+    row = table.loc[FC2]
+    assert row.source == "calibrated" and table.loc["digits:fc4", "source"] == "model"
+    assert row.epoch_s == pytest.approx(4000 * 0.001 + 1000 * 0.0002)
+    assert row.measure_s == pytest.approx(50 * (1 + 2 * 2) * 0.0002)  # clean, then D and G per δ
+    assert row.gpu_hours == pytest.approx((42 * row.epoch_s + 18 * row.measure_s) / 3600)
+
+
+def test_the_conservative_model_counts_flops_and_steps():
+    config = Config(CONFIG)
+    flops = forward_flops({"name": "fc2"}, config.shapes["digits"])
+    assert flops == 2 * (784 * 64 + 64 * 10)  # two matrix products, multiply and add
+    row = estimate_cost(config).set_index("network").loc[FC2]
+    rate, step = CONSERVATIVE["flops_per_second"], CONSERVATIVE["seconds_per_step"]
+    train_image, inference_image = 3 * flops / rate + step / 100, flops / rate
+    assert row.epoch_s == pytest.approx(4000 * train_image + 1000 * inference_image)
+    assert row.source == "model"
+
+
+def test_a_validation_set_is_trained_on_no_more():
+    config = {**CONFIG, "experiments": {"e": {**CONFIG["experiments"]["e"], "variants": {"a": {}}}}}
+    config["experiments"]["e"]["training"] = {"epochs": 4, "batch_size": 100, "validation": 500}
+    row = estimate_cost(Config(config)).iloc[0]
+    flops = 2 * (784 * 64 + 64 * 10)
+    rate, step = CONSERVATIVE["flops_per_second"], CONSERVATIVE["seconds_per_step"]
+    expected = 3500 * (3 * flops / rate + step / 100) + 1500 * flops / rate
+    assert row.epoch_s == pytest.approx(expected)
+
+
+def test_the_paper_grid_fits_its_budget_without_a_calibration():
+    raw = read_yaml(REPO / "config" / "paper.yaml")
+    table = estimate_cost(Config(raw))
+    trainings = sum(
+        len(e.get("seeds", [0])) * variant_count(e) for e in raw["experiments"].values()
+    )
+    assert table.trainings.sum() == trainings
+    assert table.gpu_hours.sum() <= 600
+    assert set(table.source) == {"model"}
+
+
+def test_the_command_prints_the_table_and_refuses_a_bad_calibration(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(__import__("yaml").safe_dump(CONFIG))
+    main(["cost", str(config)])
+    printed = capsys.readouterr().out
+    assert "| `digits:fc2` | 6 | 42 | 18 |" in printed
+    assert "GPU-hours at most (epochs at their caps), seconds from model" in printed
+    bad = tmp_path / "bad.csv"
+    bad.write_text("network,seconds\ndigits:fc2,1\n")
+    with pytest.raises(CorruptedFile, match=r"lacks the column\(s\) \['train_image_s'"):
+        read_calibration(bad)
+    with pytest.raises(SystemExit, match="calibration table"):
+        main(["cost", str(config), "--calibration", str(bad)])
