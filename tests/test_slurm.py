@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from diffsens.config import Config
+from diffsens.cost import Costs, minutes, read_calibration
 from tests.slurm_cluster import slurm_cluster, unavailable
 from tests.workflow_helpers import REPO, snakemake
 
@@ -55,13 +57,19 @@ def cluster(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
+def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path, monkeypatch):
     site = tmp_path / "site-packages-of-the-user"  # outside the repository and the venv
     site.mkdir()
     (site / "users_models.py").write_text(USERS_MODELS)
+    # seconds measured for one of the networks: its time limits come from them
+    calibration = tmp_path / "calibration.csv"
+    calibration.write_text(
+        "network,train_image_s,inference_image_s\n"
+        '"digits:simple_cnn(depth=2, pooling=max, width=8)",0.01,0.001\n'
+    )
     snakemake(
         tmp_path,
-        CONFIG,
+        {**CONFIG, "calibration": str(calibration)},
         "results/figures/tiny/layerwise.png",  # one path through the DAG: the rules of RULES
         "--workflow-profile",
         str(REPO / "profiles" / "slurm"),
@@ -102,3 +110,16 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
         for fields in submitted:
             assert fields["JobState"] == "COMPLETED", jobs.stdout
             assert "gpu" in fields.get("TresPerJob", "") + fields.get("TresPerNode", "")
+    # the trainings' time limits: calibrated for "a" (4900 training images at 0.01 s, 100 test
+    # images at 0.001 s, one epoch: twice that plus 10 minutes), the model's for "own"
+    costs = Costs(Config(CONFIG, against_data=False), read_calibration(calibration))
+    limits = {
+        "own" if "own" in f["Comment"].split("rule_train", 1)[1] else "a": f["TimeLimit"]
+        for f in by_rule["train"]
+    }
+    assert limits["a"] == f"00:{minutes(4900 * 0.01 + 100 * 0.001):02d}:00" == "00:12:00", (
+        jobs.stdout
+    )
+    monkeypatch.syspath_prepend(site)  # to count the user's model's operations here too
+    own = costs.variant("tiny", "own")
+    assert limits["own"] == f"00:{minutes(own['epochs'] * own['epoch_s']):02d}:00"

@@ -142,7 +142,8 @@ class Config:
         if problems:
             raise SettingsError(problems)
         self.raw = raw
-        self.results = {**defaults(schema()), **self.raw}["results"]
+        top = {**defaults(schema()), **self.raw}
+        self.results, self.calibration = top["results"], top["calibration"]
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")
         problems += [
@@ -184,6 +185,15 @@ class Config:
             splits = [os.path.join(settings["root"], settings[s]) for s in ("train", "test")]
             self._listings[name] = listing_digest(splits)
         return {**settings, "files": self._listings[name]}
+
+    def shape(self, dataset: str):
+        """The ``DataShape`` of ``dataset`` (worked out here where the config was read without
+        its data)."""
+        if dataset not in self.shapes:
+            problems = self._shape(dataset, self.datasets[dataset])
+            if problems:
+                raise SettingsError(problems)
+        return self.shapes[dataset]
 
     def dataset_of(self, experiment: str) -> str:
         return self.raw["experiments"][experiment]["dataset"]

@@ -16,6 +16,7 @@ A network's FLOPs are counted by running it once on PyTorch's meta device: nothi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import pandas as pd
@@ -26,9 +27,11 @@ from diffsens.io import read_table
 __all__ = [
     "CALIBRATION_COLUMNS",
     "CONSERVATIVE",
+    "Costs",
     "cost_markdown",
     "estimate_cost",
     "forward_flops",
+    "minutes",
     "network_name",
     "read_calibration",
 ]
@@ -75,55 +78,82 @@ def read_calibration(path) -> dict[str, dict[str, float]]:
     }
 
 
+class Costs:
+    """Seconds of a config's jobs, variant by variant: from ``calibration`` where it has the
+    network, else from the conservative model (each network's FLOPs counted once)."""
+
+    def __init__(
+        self, config: Config, calibration: Mapping[str, Mapping[str, float]] | None = None
+    ):
+        self.config = config
+        self.calibration = dict(calibration or {})
+        self._flops: dict[str, float] = {}
+
+    def variant(self, experiment: str, variant: str) -> dict:
+        """``network``, ``source``, ``epoch_s`` (one epoch, with its evaluations), ``epochs``
+        (the cap), ``measure_s`` (one checkpoint in one condition) and ``measurements`` (per
+        training seed) of one variant."""
+        dataset = self.config.dataset_of(experiment)
+        shape = self.config.shape(dataset)
+        settings = self.config.variant(experiment, variant)
+        training, measure = settings["training"], settings["measure"]
+        name = network_name(dataset, settings["model"])
+        per_image = self.calibration.get(name)
+        if per_image is None:
+            if name not in self._flops:
+                self._flops[name] = forward_flops(settings["model"], shape)
+            per_image = _modelled(self._flops[name], training["batch_size"])
+        displacements = len(measure.get("deltas") or []) or _temperatures(measure)
+        return {
+            "network": name,
+            "source": "calibrated" if name in self.calibration else "model",
+            "epoch_s": (shape.n_train - training["validation"]) * per_image["train_image_s"]
+            + (shape.n_test + training["validation"]) * per_image["inference_image_s"],
+            "epochs": training["epochs"],
+            "measure_s": measure["probes"]
+            * (1 + 2 * displacements)
+            * per_image["inference_image_s"],
+            "measurements": len(measure["checkpoints"]) * len(measure["conditions"]),
+        }
+
+
 def estimate_cost(
     config: Config, calibration: Mapping[str, Mapping[str, float]] | None = None
 ) -> pd.DataFrame:
-    """One row per network of ``config`` (checked against its data): trainings, epochs,
-    measurements, the seconds of an epoch and of a measurement (of its first variant), their
-    source (``calibrated`` or ``model``) and the GPU-hours of all of its work."""
-    calibration = calibration or {}
-    flops: dict[str, float] = {}
+    """One row per network of ``config``: trainings, epochs, measurements, the seconds of an
+    epoch and of a measurement (of its first variant), their source (``calibrated`` or
+    ``model``) and the GPU-hours of all of its work."""
+    costs = Costs(config, calibration)
     rows: dict[str, dict] = {}
     for experiment in config.raw["experiments"]:
-        dataset = config.dataset_of(experiment)
-        shape = config.shapes[dataset]
         seeds = len(config.seeds(experiment))
         for variant in config.variants(experiment):
-            settings = config.variant(experiment, variant)
-            training, measure = settings["training"], settings["measure"]
-            name = network_name(dataset, settings["model"])
-            if name not in calibration and name not in flops:
-                flops[name] = forward_flops(settings["model"], shape)
-            per_image = calibration.get(name) or _modelled(flops[name], training["batch_size"])
-            n_train = shape.n_train - training["validation"]
-            epoch_s = (
-                n_train * per_image["train_image_s"]
-                + (shape.n_test + training["validation"]) * per_image["inference_image_s"]
-            )
-            displacements = len(measure.get("deltas") or []) or _temperatures(measure)
-            passes = measure["probes"] * (1 + 2 * displacements)
-            measure_s = passes * per_image["inference_image_s"]
-            measurements = seeds * len(measure["checkpoints"]) * len(measure["conditions"])
+            job = costs.variant(experiment, variant)
             row = rows.setdefault(
-                name,
+                job["network"],
                 {
-                    "network": name,
+                    "network": job["network"],
                     "trainings": 0,
                     "epochs": 0,
                     "measurements": 0,
-                    "epoch_s": epoch_s,
-                    "measure_s": measure_s,
-                    "source": "calibrated" if name in calibration else "model",
+                    "epoch_s": job["epoch_s"],
+                    "measure_s": job["measure_s"],
+                    "source": job["source"],
                     "gpu_hours": 0.0,
                 },
             )
             row["trainings"] += seeds
-            row["epochs"] += seeds * training["epochs"]
-            row["measurements"] += measurements
-            row["gpu_hours"] += (
-                seeds * training["epochs"] * epoch_s + measurements * measure_s
-            ) / 3600
+            row["epochs"] += seeds * job["epochs"]
+            row["measurements"] += seeds * job["measurements"]
+            seconds = job["epochs"] * job["epoch_s"] + job["measurements"] * job["measure_s"]
+            row["gpu_hours"] += seeds * seconds / 3600
     return pd.DataFrame(list(rows.values()))
+
+
+def minutes(seconds: float, attempt: int = 1) -> int:
+    """A job's time limit: twice the estimate plus 10 minutes of start-up, whole minutes, times
+    the attempt (a retry of a job that ran out of time asks for more)."""
+    return math.ceil((2 * seconds + 600) / 60) * attempt
 
 
 def _modelled(flops: float, batch_size: int) -> dict[str, float]:

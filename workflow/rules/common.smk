@@ -2,6 +2,7 @@
 # each named by its path in the config), and the input functions. Every job receives only its
 # own settings, as a canonical dict, so Snakemake's params trigger reruns of exactly the jobs
 # whose settings changed.
+import functools
 import hashlib
 import json
 import os
@@ -343,6 +344,33 @@ def claims_settings(wildcards):
 
 def claims_figure_settings(wildcards):
     return {**figure_settings(wildcards), **claims_analysis()}
+
+
+@functools.cache
+def job_costs():
+    """The seconds of every training and measurement, for the time limits a cluster asks for:
+    from the config's calibration table, else from the conservative model (docs/cluster.md).
+    """
+    from diffsens.cost import Costs, read_calibration
+
+    path = CONFIG.calibration
+    return Costs(CONFIG, read_calibration(path) if path else None)
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for one training: every epoch up to the cap (docs/cluster.md)."""
+    from diffsens.cost import minutes
+
+    job = job_costs().variant(wildcards.experiment, wildcards.variant)
+    return minutes(job["epochs"] * job["epoch_s"], attempt)
+
+
+def measure_runtime(wildcards, attempt):
+    """Minutes for measuring one training's checkpoints in every condition."""
+    from diffsens.cost import minutes
+
+    job = job_costs().variant(wildcards.experiment, wildcards.variant)
+    return minutes(job["measurements"] * job["measure_s"], attempt)
 
 
 def swept(experiment):

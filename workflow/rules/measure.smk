@@ -13,6 +13,7 @@ rule measure:
     threads: 1
     resources:
         gpu=LOCAL_GPU,
+        runtime=measure_runtime,
     params:
         settings=measure_settings,
         upstream=upstream_of_measure,

@@ -13,6 +13,7 @@ rule train:
     threads: 1
     resources:
         gpu=LOCAL_GPU,
+        runtime=train_runtime,
     params:
         settings=train_settings,
         upstream=upstream_of_train,
