@@ -100,3 +100,19 @@ def test_the_command_prints_the_table_and_refuses_a_bad_calibration(tmp_path, ca
         read_calibration(bad)
     with pytest.raises(SystemExit, match="calibration table"):
         main(["cost", str(config), "--calibration", str(bad)])
+
+
+def test_a_calibration_measured_here_replaces_the_model(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(__import__("yaml").safe_dump(CONFIG))
+    table = tmp_path / "calibration.csv"
+    main(["calibrate", str(config), "--out", str(table), "--device", "cpu", "--steps", "3"])
+    assert "wrote" in capsys.readouterr().out
+    calibration = read_calibration(table)
+    assert set(calibration) == {FC2, "digits:fc4"}
+    assert all(v > 0 for row in calibration.values() for v in row.values())
+    costs = estimate_cost(Config(CONFIG), calibration).set_index("network")
+    assert set(costs.source) == {"calibrated"}
+    per_image = calibration[FC2]
+    expected = 4000 * per_image["train_image_s"] + 1000 * per_image["inference_image_s"]
+    assert costs.loc[FC2, "epoch_s"] == pytest.approx(expected)

@@ -4,6 +4,7 @@ diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [--model SPEC] [options
 diffsens show CUBE.nc [--delta PIXELS]
 diffsens claims CUBE.nc... [--ceiling ERROR] [--delta PIXELS] [--out CLAIMS.csv]
 diffsens cost CONFIG.yaml [--calibration TABLE.csv]
+diffsens calibrate CONFIG.yaml --out TABLE.csv [--device DEVICE] [--steps N]
 diffsens check-config CONFIG.yaml
 
 The options of ``measure`` are the ``measure`` settings of the schema (diffsens.settings), with
@@ -197,6 +198,21 @@ def _parser() -> argparse.ArgumentParser:
         "without a row get the conservative model's",
     )
 
+    b = commands.add_parser(
+        "calibrate", help="time each network of a config on this device, for diffsens cost"
+    )
+    b.add_argument("config", type=Path, help="a workflow config (YAML)")
+    b.add_argument("--out", type=Path, required=True, help="the calibration table to write (CSV)")
+    b.add_argument(
+        "--device",
+        default="auto",
+        help="where to time the networks: auto (CUDA when present), cpu, cuda or cuda:N "
+        "(default: %(default)s)",
+    )
+    b.add_argument(
+        "--steps", type=int, default=100, help="training steps timed per network (default: 100)"
+    )
+
     c = commands.add_parser(
         "check-config", help="check a workflow config file, as the workflow does before any job"
     )
@@ -300,6 +316,18 @@ def _cost(args) -> None:
     )
 
 
+def _calibrate(args) -> None:
+    from diffsens.config import Config, read_yaml
+    from diffsens.cost import calibrate
+    from diffsens.io import write_table
+
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    table = calibrate(Config(read_yaml(args.config)), args.device, args.steps)
+    write_table(table, args.out)
+    print(f"wrote {args.out} ({len(table)} networks)")
+
+
 def _check_config(args) -> None:
     from diffsens.config import Config, read_yaml
 
@@ -325,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         "show": _show,
         "claims": _claims,
         "cost": _cost,
+        "calibrate": _calibrate,
         "check-config": _check_config,
     }
     command = commands[args.command]

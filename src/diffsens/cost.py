@@ -28,6 +28,7 @@ __all__ = [
     "CALIBRATION_COLUMNS",
     "CONSERVATIVE",
     "Costs",
+    "calibrate",
     "cost_markdown",
     "estimate_cost",
     "forward_flops",
@@ -148,6 +149,87 @@ def estimate_cost(
             seconds = job["epochs"] * job["epoch_s"] + job["measurements"] * job["measure_s"]
             row["gpu_hours"] += seeds * seconds / 3600
     return pd.DataFrame(list(rows.values()))
+
+
+def calibrate(config: Config, device: str = "auto", steps: int = 100) -> pd.DataFrame:
+    """A calibration table (:data:`CALIBRATION_COLUMNS`) measured here: for each network of
+    ``config``, the seconds of ``steps`` bare training steps (forward, loss, backward, SGD) at
+    its first variant's batch size and of as many inference batches, on random inputs of its
+    data's shape, after a few unmeasured steps. Per image, so that other set sizes scale."""
+    from diffsens.runtime import pick_device
+
+    place = pick_device(device)
+    rows: dict[str, dict] = {}
+    for experiment in config.raw["experiments"]:
+        dataset = config.dataset_of(experiment)
+        for variant in config.variants(experiment):
+            settings = config.variant(experiment, variant)
+            name = network_name(dataset, settings["model"])
+            if name not in rows:
+                batch = settings["training"]["batch_size"]
+                shape = config.shape(dataset)
+                train_s, inference_s = _time_network(settings["model"], shape, batch, place, steps)
+                rows[name] = {
+                    "network": name,
+                    "train_image_s": train_s / batch,
+                    "inference_image_s": inference_s / batch,
+                }
+    return pd.DataFrame(list(rows.values()), columns=list(CALIBRATION_COLUMNS))
+
+
+def _time_network(model: Mapping, shape, batch: int, device, steps: int) -> tuple[float, float]:
+    """Seconds of one training step and of one inference pass of a batch of random inputs."""
+    import torch
+
+    from diffsens.models import build_spec
+
+    torch.manual_seed(0)
+    net = build_spec(dict(model), **shape.network).to(device)
+    x = torch.randn(batch, shape.in_channels, *[shape.input_size] * shape.dims, device=device)
+    if shape.num_classes == 1:
+        y = torch.ones(batch, device=device)
+
+        def loss(out):
+            return torch.relu(1 - y * out.squeeze(1)).mean()
+
+    else:
+        y = torch.randint(shape.num_classes, (batch,), device=device)
+
+        def loss(out):
+            return torch.nn.functional.cross_entropy(out, y)
+
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss(net(x)).backward()
+        optimizer.step()
+
+    def infer():
+        with torch.inference_mode():
+            net(x)
+
+    return _timed(step, steps, device), _timed(infer, steps, device)
+
+
+def _timed(work, steps: int, device) -> float:
+    """Seconds of one call of ``work``, the mean of ``steps`` after a few unmeasured ones."""
+    import time
+
+    import torch
+
+    def wait():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(max(2, steps // 10)):
+        work()
+    wait()
+    start = time.perf_counter()
+    for _ in range(steps):
+        work()
+    wait()
+    return (time.perf_counter() - start) / steps
 
 
 def minutes(seconds: float, attempt: int = 1) -> int:
