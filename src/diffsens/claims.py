@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.stats
 import xarray as xr
 
+from diffsens.cubes import test_error_of
 from diffsens.fits import depth_series, fit_law, trained_checkpoint
 from diffsens.laws import LAWS, QUANTITIES, model_law
 from diffsens.provenance import RunSettings
@@ -379,7 +380,7 @@ class _Variant:
         """``(seeds, 2)``: each usable trained net's test error (on the noisy test set for the
         ``noisy`` condition) and ``quantity`` of its output at the ``index``-th displacement."""
         at = self.cube.isel(temperature=index).sel(checkpoint=self.trained, condition=condition)
-        error = at.noisy_test_error if condition == "noisy" else at.test_error
+        error = test_error_of(at, condition)
         return np.stack([error.values, at[quantity].isel(layer=-1).values], axis=1)
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from diffsens.config import Config
 from diffsens.io import read_table
+from diffsens.settings import displacement_count
 
 __all__ = [
     "CALIBRATION_COLUMNS",
@@ -104,7 +105,7 @@ class Costs:
             if name not in self._flops:
                 self._flops[name] = forward_flops(settings["model"], shape)
             per_image = _modelled(self._flops[name], training["batch_size"])
-        displacements = len(measure.get("deltas") or []) or _temperatures(measure)
+        displacements = displacement_count(measure)
         return {
             "network": name,
             "source": "calibrated" if name in self.calibration else "model",
@@ -245,14 +246,6 @@ def _modelled(flops: float, batch_size: int) -> dict[str, float]:
         "train_image_s": 3 * flops / rate + CONSERVATIVE["seconds_per_step"] / batch_size,
         "inference_image_s": flops / rate,
     }
-
-
-def _temperatures(measure: Mapping) -> int:
-    """How many displacements a measurement makes (one for the discrete moves)."""
-    if measure["deformation"] != "diffeo":
-        return 1
-    temperatures = measure["temperatures"]
-    return temperatures if isinstance(temperatures, int) else len(temperatures)
 
 
 def cost_markdown(table: pd.DataFrame) -> str:

@@ -24,7 +24,7 @@ import xarray as xr
 from diffsens.io import write_netcdf
 from diffsens.provenance import RunSettings, software
 
-__all__ = ["collect", "merge_seeds", "summary", "write_netcdf"]
+__all__ = ["collect", "merge_seeds", "summary", "test_error_of", "write_netcdf"]
 
 
 def collect(
@@ -87,6 +87,15 @@ def _runs(cube: xr.Dataset, source: str):
         run = cube.sel(seed=seed).drop_vars(["seed", "measure_seed"])
         run.attrs = {**cube.attrs, "seed": int(cube.measure_seed.sel(seed=seed))}
         yield seed, run
+
+
+def test_error_of(cube: xr.Dataset, condition: str) -> xr.DataArray | None:
+    """The test error that goes with a measured condition: the noisy test set's for ``noisy``,
+    the net's own for ``original`` and ``channel_mean`` (the same net, probed otherwise), none
+    for ``shuffled`` (that net is not evaluated)."""
+    if condition == "noisy":
+        return cube.get("noisy_test_error")
+    return None if condition == "shuffled" else cube.test_error
 
 
 def summary(cube: xr.Dataset, delta: float = 1.0) -> str:

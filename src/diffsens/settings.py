@@ -30,6 +30,7 @@ __all__ = [
     "conflicts",
     "dataset_group",
     "defaults",
+    "displacement_count",
     "group",
     "measure_conflicts",
     "problems_in",
@@ -173,6 +174,15 @@ def training_conflicts(training: Mapping, shape) -> list[tuple[str, str]]:
             )
         )
     return found
+
+
+def displacement_count(measure: Mapping) -> int:
+    """How many displacements a measurement makes: its ``deltas``, else its ``temperatures``
+    (a count or values); one for the discrete moves."""
+    if measure["deformation"] != "diffeo":
+        return 1
+    values = measure.get("deltas") or measure["temperatures"]
+    return values if isinstance(values, int) else len(values)
 
 
 def measure_conflicts(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from diffsens.cubes import test_error_of
 from diffsens.fits import at_delta, trained_checkpoint, trained_error
 from diffsens.laws import QUANTITIES
 
@@ -38,14 +39,9 @@ def summarise(
             first, last = layers[0], layers[-2] if len(layers) > 1 else layers[0]
             trained = trained_checkpoint(cube)
             undertrained = ceiling is not None and trained_error(cube) > ceiling
-            errors = {
-                "original": at.test_error,
-                "channel_mean": at.test_error,  # the same net, probed otherwise
-                "noisy": at.get("noisy_test_error"),
-            }
             for checkpoint in map(str, at.checkpoint.values):
                 for condition in map(str, at.condition.values):
-                    error = errors.get(condition)  # the shuffled net's is not measured
+                    error = test_error_of(at, condition)
                     measured = error is not None
                     error = error.sel(checkpoint=checkpoint) if measured else None
                     row = {

@@ -24,6 +24,7 @@ USER_PATHS = [
 os.environ.update(PYTHONPATH=os.pathsep.join([SOURCE, *USER_PATHS]))
 
 from diffsens.config import Config, read_yaml, typed
+from diffsens.settings import displacement_count
 
 # The embedded default, unless a config file was given on the command line (--configfile);
 # `--config KEY=VALUE` alone edits the default. A YAML error names its line (Snakemake's own
@@ -375,15 +376,9 @@ def measure_runtime(wildcards, attempt):
 
 def swept(experiment):
     """Whether some variant is measured at several temperatures (smooth diffeomorphisms)."""
-
-    def several(measure):
-        # deltas: values, or None; temperatures: a count, or values (none for pixel moves)
-        values = measure.get("deltas") or measure.get("temperatures") or 1
-        count = values if isinstance(values, int) else len(values)
-        return measure["deformation"] == "diffeo" and count > 1
-
     return any(
-        several(CONFIG.variant(experiment, v)["measure"]) for v in variants(experiment)
+        displacement_count(CONFIG.variant(experiment, v)["measure"]) > 1
+        for v in variants(experiment)
     )
 
 
