@@ -11,6 +11,7 @@ import xarray as xr
 
 from diffsens.cli import main
 from diffsens.data import prepare
+from diffsens.io import write_netcdf
 from diffsens.train import load_checkpoint, train
 
 
@@ -138,6 +139,14 @@ def test_the_cube_describes_its_model_and_training_like_a_workflow_cube(trained)
         ),
         (["--data", "{data}", "--temperatures", "0.01", "-1"], r"-1 is less than or equal to"),
         (["again={init}", "--data", "{data}"], "the same file is given twice"),
+        (
+            ["--data", "{data}", "--probes", "20", "--deltas", "0.5", "--temperatures", "3"],
+            r"- deltas: set either temperatures or deltas, not both",
+        ),
+        (
+            ["digits={data}", "--data", "{data}", "--probes", "20"],
+            r"digits\.pt' is a prepared dataset, not a checkpoint",
+        ),
         (["--data", "scale_detection_2d"], "trained on mnist5k .* but the probes come from other"),
     ],
 )
@@ -342,7 +351,7 @@ def test_claims_join_the_seeds_of_a_variant_and_test_every_claim(trained, capsys
     # a run without a seed axis (the workflow's sensitivity.nc) is a seed of its own
     single = xr.open_dataset(cubes[2]).load().isel(seed=0).drop_vars(["seed", "measure_seed"])
     single.attrs.update(training_seed=6, seed=6)
-    single.to_netcdf(trained / "run6.nc")
+    write_netcdf(single, trained / "run6.nc")  # an edited cube, saved with its new checksum
     main(["claims", str(cubes[0]), str(cubes[1]), str(trained / "run6.nc"), "--out", str(out)])
     np.testing.assert_allclose(
         read_table(out, columns=COLUMNS).estimate, expected.estimate, equal_nan=True

@@ -5,17 +5,24 @@ import copy
 import pytest
 import yaml
 
-from diffsens.config import Config, read_yaml, typed
+from diffsens.config import Config, command_line_config, read_yaml
 from diffsens.settings import SettingsError
 from tests.image_folder_fixture import write_image_folder
 from tests.test_workflow import TINY
 
 
 def test_command_line_values_get_their_yaml_types():
-    # what snakemake makes of --config "analysis={bootstrap: 200, confidence: 0.9}" x=true
-    raw = {"analysis": {"bootstrap": "200", "confidence": "0.9"}, "x": "true", "n": 3}
-    assert typed(raw) == {"analysis": {"bootstrap": 200, "confidence": 0.9}, "x": True, "n": 3}
-    assert typed({"names": ["a", "1"]}) == {"names": ["a", 1]}
+    # what snakemake --config "analysis={bootstrap: 200, confidence: 0.9}" x=true ... hands on
+    args = ["analysis={bootstrap: 200, confidence: 0.9}", "x=true", "n=3", "names=[a, 1]"]
+    assert command_line_config(args) == {
+        "analysis": {"bootstrap": 200, "confidence": 0.9},
+        "x": True,
+        "n": 3,
+        "names": ["a", 1],
+    }
+    assert command_line_config(['results="007"']) == {"results": "007"}  # quotes kept
+    with pytest.raises(SettingsError, match="expected KEY=VALUE"):
+        command_line_config(["bootstrap"])
 
 
 def test_yaml_errors_name_file_line_and_column(tmp_path):
@@ -186,6 +193,18 @@ def test_a_grid_spells_out_its_variants_by_name():
     raw["experiments"]["e"]["grid"] = {"training.epochs": [0]}
     with pytest.raises(SettingsError, match=r"variants\.epochs0\.training\.epochs: 0 is less"):
         Config(raw, against_data=False)
+    # a grid over a list-valued setting: its items name the variant
+    raw["experiments"]["e"]["grid"] = {"measure.deltas": [[0.5, 1], [2]]}
+    config = Config(raw, against_data=False)
+    assert config.variants("e")[1:] == ["deltas0.5-1", "deltas2"]
+    assert config.variant("e", "deltas0.5-1")["measure"]["deltas"] == [0.5, 1]
+    # a value that cannot name a variant is blamed on the grid, not on variants never written
+    raw["experiments"]["e"]["grid"] = {"model.name": ["vgg11", "torchvision:resnet 18"]}
+    with pytest.raises(SettingsError) as error:
+        Config(raw, against_data=False)
+    assert error.value.problems[0].startswith(
+        "experiments.e.grid.model.name: the value 'torchvision:resnet 18' cannot name a variant"
+    )
 
 
 def test_outside_models_are_checked_against_their_data_and_named_in_grids(tmp_path):
@@ -250,4 +269,35 @@ def test_the_identity_of_your_own_images_follows_their_files(tmp_path):
         "source": "mnist5k",
         "n_test": 1000,
         "seed": 0,
+    }
+
+
+def test_settings_that_would_measure_or_prepare_wrongly_are_refused_before_any_job(tmp_path):
+    """Three silent failures a user met, now config errors naming the key and the fix."""
+    from tests.workflow_helpers import REPO
+
+    own = read_yaml(REPO / "config" / "own.yaml")
+    own["datasets"]["digits"].update(root=str(write_image_folder(tmp_path / "images")))
+    own["experiments"]["own"]["measure"]["probes"] = 6
+    # a centre crop larger than the resized images pads them with constant borders
+    own["datasets"]["digits"].update(resize=10, crop=28)
+    with pytest.raises(SettingsError, match=r"datasets\.digits: crop 28 is larger than resize 10"):
+        Config(own)
+    # images of 4 pixels have no smooth deformations (T_min > T_max)
+    own["datasets"]["digits"].update(resize=4, crop=4)
+    with pytest.raises(SettingsError) as error:
+        Config(own)
+    assert error.value.problems[0].startswith(
+        "experiments.own.measure.cut (the default): images of 4 x 4 pixels have no smooth "
+        "deformations at cut-off 3.0"
+    )
+    # a measured epoch that a stop at zero loss may never reach
+    broken = copy.deepcopy(TINY)
+    broken["experiments"]["tiny"]["training"].update(stop_at_zero_loss=True, save_epochs=[2])
+    broken["experiments"]["tiny"]["measure"]["checkpoints"] = ["init", "epoch_2"]
+    with pytest.raises(SettingsError) as error:
+        Config(broken, against_data=False)
+    assert set(error.value.problems) == {
+        "experiments.tiny.measure.checkpoints: ['epoch_2']: training.stop_at_zero_loss may end "
+        "the training before these epochs; measure 'best' or 'last', or turn the stop off"
     }

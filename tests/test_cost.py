@@ -5,8 +5,17 @@ import pytest
 
 from diffsens.cli import main
 from diffsens.config import Config, read_yaml
-from diffsens.cost import CONSERVATIVE, estimate_cost, forward_flops, read_calibration
+from diffsens.cost import (
+    CONSERVATIVE,
+    SHORT_TRAINING_S,
+    Costs,
+    calibration_networks,
+    estimate_cost,
+    forward_flops,
+    read_calibration,
+)
 from diffsens.io import CorruptedFile
+from diffsens.settings import SettingsError
 from tests.workflow_helpers import REPO, variant_count
 
 CONFIG = {
@@ -116,3 +125,39 @@ def test_a_calibration_measured_here_replaces_the_model(tmp_path, capsys):
     per_image = calibration[FC2]
     expected = 4000 * per_image["train_image_s"] + 1000 * per_image["inference_image_s"]
     assert costs.loc[FC2, "epoch_s"] == pytest.approx(expected)
+
+
+def test_calibration_times_each_network_once_on_the_datasets_asked_for():
+    raw = {
+        **CONFIG,
+        "datasets": {**CONFIG["datasets"], "other": {"source": "mnist5k", "n_test": 100}},
+        "experiments": {
+            **CONFIG["experiments"],
+            "f": {
+                "dataset": "other",
+                "model": {"name": "fc2"},
+                "measure": {"probes": 50},
+                "variants": {"a": {}},
+            },
+        },
+    }
+    config = Config(raw)
+    networks = calibration_networks(config)
+    assert list(networks) == [FC2, "digits:fc4", "other:fc2"]  # variant b shares a's network
+    assert networks[FC2]["batch_size"] == 100
+    assert networks["other:fc2"]["shape"]["n_test"] == 100
+    assert list(calibration_networks(config, ["other"])) == ["other:fc2"]
+
+
+def test_short_trainings_are_the_ones_estimated_under_the_limit():
+    costs = Costs(Config(CONFIG))
+    job = costs.variant("e", "b")
+    assert costs.training_s("e", "b") == job["epochs"] * job["epoch_s"] == 10 * job["epoch_s"]
+    assert costs.training_s("e", "b") < SHORT_TRAINING_S  # fc2 on 4000 digits, 10 epochs
+
+
+def test_a_missing_calibration_table_is_a_config_error(tmp_path):
+    missing = tmp_path / "calibration.csv"
+    with pytest.raises(SettingsError, match=r"calibration: no file .*snakemake calibration"):
+        Config({**CONFIG, "calibration": str(missing)})
+    Config({**CONFIG, "calibration": str(missing)}, against_data=False)  # a job's re-read

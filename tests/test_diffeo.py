@@ -29,6 +29,14 @@ class TestTemperatures:
             T_min, _ = temperature_range(n, cut)
             assert typical_displacement(T_min, cut, n) == pytest.approx(0.5, rel=1e-12)
 
+    def test_images_too_small_for_any_smooth_deformation_are_refused(self):
+        # T_min < T_max exactly when n > pi cut / 2: 5 px works at cut 3 (4.71), 4 px does not
+        T_min, T_max = temperature_range(5, 3)
+        assert T_min < T_max
+        with pytest.raises(ValueError, match=r"4 x 4 pixels .* larger than 4.71 .* below 2.55"):
+            temperature_range(4, 3)
+        assert temperature_range(4, 2.5)[0] < temperature_range(4, 2.5)[1]  # 2.5 < 8 / pi
+
     def test_displacement_formula_and_inverse(self):
         T = np.logspace(-5, -1, 7)
         delta = typical_displacement(T, 3, 32)

@@ -4,6 +4,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 
 import numpy as np
@@ -13,10 +14,12 @@ import torch
 import xarray as xr
 
 from diffsens.io import (
+    CHECKSUM,
     CorruptedFile,
     digest,
     load_torch,
     markdown,
+    netcdf_digest,
     open_cubes,
     open_netcdf,
     save_torch,
@@ -30,6 +33,7 @@ def test_written_file_opens_with_plain_xarray(tmp_path):
     ds.attrs["seed"] = 3
     path = write_netcdf(ds, tmp_path / "sub" / "cube.nc")
     with xr.open_dataset(path) as back:
+        assert back.attrs.pop(CHECKSUM) == netcdf_digest(ds)  # what diffsens verifies on reads
         xr.testing.assert_identical(back, ds)
     assert [p.name for p in path.parent.iterdir()] == ["cube.nc"]
 
@@ -119,6 +123,29 @@ def test_netcdf_reads_name_the_problem(tmp_path):
         open_netcdf(tmp_path / "none.nc", "cube")
 
 
+def test_a_flipped_bit_in_a_netcdf_file_is_refused_by_its_checksum(tmp_path):
+    import struct
+
+    ds = xr.Dataset(
+        {"D": ("layer", np.array([1.2345678, 0.5, 0.25]))},
+        coords={"layer": ["conv1", "relu1", "pool1"]},
+        attrs={"model": '{"name": "vgg11_bn"}', "n_probes": 500, "T_max": 0.013},
+    )
+    path = write_netcdf(ds, tmp_path / "cube.nc")
+    back = open_netcdf(path, "cube")  # the checksum survives the round trip
+    xr.testing.assert_identical(back, ds)
+    assert CHECKSUM not in back.attrs
+    raw = bytearray(path.read_bytes())
+    at = raw.find(struct.pack("<d", 1.2345678))
+    raw[at] ^= 1  # the last bit of the mantissa: D = 1.2345678000000002, still a fine number
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptedFile, match=r"cube\.nc' is corrupted: its contents do not match"):
+        open_netcdf(path, "cube")
+    plain = tmp_path / "plain.nc"  # a file of another tool, without a checksum, is read
+    ds.to_netcdf(plain)
+    xr.testing.assert_identical(open_netcdf(plain), ds)
+
+
 def test_tables_as_csv_and_markdown(tmp_path):
     table = pd.DataFrame({"a": ["x"], "b": [1.23456], "c": [float("nan")]})
     assert markdown(table).splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 1.23 |  |"]
@@ -159,3 +186,32 @@ def test_a_full_disk_is_reported_as_such_with_the_path(full_disk):
     write_netcdf(small, full_disk / "cubes" / "cube.nc")
     save_torch({"w": torch.zeros(20_000)}, full_disk / "state.pt")
     assert load_torch(full_disk / "state.pt", "state")["w"].shape == (20_000,)
+
+
+def test_a_file_size_limit_is_reported_as_such_with_the_path(tmp_path):
+    """ulimit -f: torch says "unexpected pos", NetCDF "HDF error"; diffsens names file and fix."""
+    script = f"""
+import resource, numpy as np, torch, xarray as xr
+from diffsens.io import save_torch, write_netcdf
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+for write in (
+    lambda: save_torch({{"w": torch.zeros(100_000)}}, {str(tmp_path / "state.pt")!r}),
+    lambda: write_netcdf(xr.Dataset({{"D": ("x", np.zeros(100_000))}}), {str(tmp_path / "c.nc")!r}),
+):
+    try:
+        write()
+    except OSError as error:
+        print(error.errno, error)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout + result.stderr
+    for line, name in zip(lines, ("state.pt", "c.nc"), strict=True):
+        assert line.startswith(f"{errno.EFBIG} ")
+        assert (
+            f"the file size limit (100,000 bytes, ulimit -f) was reached while writing "
+            f"'{tmp_path / name}'; raise the limit" in line
+        )
+    assert not list(tmp_path.iterdir())  # no partial file left

@@ -12,8 +12,9 @@ from diffsens.cost import Costs, minutes, read_calibration
 from tests.slurm_cluster import slurm_cluster, unavailable
 from tests.workflow_helpers import REPO, snakemake
 
-RULES = ("prepare_data", "train", "measure", "collect", "plot_layerwise")
-SUBMITTED = ("train", "measure")  # the others are local rules, run by the submitting host
+RULES = ("calibrate", "calibration", "prepare_data", "train", "measure", "collect", "cost")
+# the others are local rules, run by the submitting host; the trainings go as one group job
+SUBMITTED = ("calibrate", "short_trainings", "measure")
 CONFIG = {
     "datasets": {"digits": {"source": "mnist5k", "n_test": 100}},
     "experiments": {
@@ -56,21 +57,29 @@ def cluster(tmp_path_factory):
         yield
 
 
+def slurm_jobs():
+    """Every job the test cluster has run: its fields by the rule (or group) its comment names."""
+    jobs = subprocess.run(
+        ["scontrol", "-o", "show", "jobs"], capture_output=True, text=True, check=True
+    )
+    by_rule = {}
+    for line in jobs.stdout.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        comment = fields.get("Comment", "")
+        rule = next((r for r in RULES if f"rule_{r}" in comment), None)
+        if "short_trainings" in comment:
+            rule = "short_trainings"
+        if rule:
+            by_rule.setdefault(rule, []).append(fields)
+    return by_rule, jobs.stdout
+
+
 @pytest.mark.slow
-def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path, monkeypatch):
+def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
     site = tmp_path / "site-packages-of-the-user"  # outside the repository and the venv
     site.mkdir()
     (site / "users_models.py").write_text(USERS_MODELS)
-    # seconds measured for one of the networks: its time limits come from them
-    calibration = tmp_path / "calibration.csv"
-    calibration.write_text(
-        "network,train_image_s,inference_image_s\n"
-        '"digits:simple_cnn(depth=2, pooling=max, width=8)",0.01,0.001\n'
-    )
-    snakemake(
-        tmp_path,
-        {**CONFIG, "calibration": str(calibration)},
-        "results/figures/tiny/layerwise.png",  # one path through the DAG: the rules of RULES
+    options = (
         "--workflow-profile",
         str(REPO / "profiles" / "slurm"),
         # site settings of this test cluster, which keeps no accounting database
@@ -80,8 +89,24 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path, monkeypat
         "2",
         "--latency-wait",
         "5",
-        env={"PYTHONPATH": str(site)},
     )
+    env = {"PYTHONPATH": str(site)}
+    # first the calibration, timed in a SLURM job; then the run, its time limits from it
+    snakemake(tmp_path, CONFIG, "calibration", *options, env=env)
+    calibration = read_calibration(tmp_path / "results" / "calibration.csv")
+    assert len(calibration) == 2  # both networks, the user's own included
+    assert all(seconds > 0 for row in calibration.values() for seconds in row.values())
+    config = {**CONFIG, "calibration": "results/calibration.csv"}
+    run = snakemake(
+        tmp_path,
+        config,
+        "results/figures/tiny/layerwise.png",  # one path through the DAG: the rules of RULES
+        *options,
+        env=env,
+    )
+    costs = Costs(Config(config, against_data=False), calibration)
+    total = costs.table().gpu_hours.sum()
+    assert f"this run costs {total:.1f} GPU-hours" in run.stderr  # printed as the run starts
     with xr.open_dataset(tmp_path / "results" / "cubes" / "tiny" / "a.nc") as cube:
         assert dict(cube.sizes) == {
             "seed": 1,
@@ -94,32 +119,16 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path, monkeypat
         assert cube.attrs["device"].startswith("cpu")  # the fake GPU falls back to the CPU
     with xr.open_dataset(tmp_path / "results" / "cubes" / "tiny" / "own.nc") as cube:
         assert "users_models:tiny_net" in cube.attrs["model"]  # trained and measured in SLURM
-    # SLURM ran the training and measuring jobs, each asking it for a GPU, and nothing else
-    jobs = subprocess.run(
-        ["scontrol", "-o", "show", "jobs"], capture_output=True, text=True, check=True
-    )
-    by_rule = {}
-    for line in jobs.stdout.splitlines():
-        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-        rule = next((r for r in RULES if f"rule_{r}" in fields.get("Comment", "")), None)
-        if rule:
-            by_rule.setdefault(rule, []).append(fields)
-    assert set(by_rule) == set(SUBMITTED), jobs.stdout
+    # SLURM ran the calibration, the two (short) trainings in one job and the measurements,
+    # each asking it for one GPU, and nothing else
+    by_rule, listing = slurm_jobs()
+    assert sorted(by_rule) == sorted(SUBMITTED), listing
+    assert [len(by_rule[r]) for r in SUBMITTED] == [1, 1, 2], listing
     for submitted in by_rule.values():
-        assert len(submitted) == 2, jobs.stdout  # both variants, "own" included
         for fields in submitted:
-            assert fields["JobState"] == "COMPLETED", jobs.stdout
-            assert "gpu" in fields.get("TresPerJob", "") + fields.get("TresPerNode", "")
-    # the trainings' time limits: calibrated for "a" (4900 training images at 0.01 s, 100 test
-    # images at 0.001 s, one epoch: twice that plus 10 minutes), the model's for "own"
-    costs = Costs(Config(CONFIG, against_data=False), read_calibration(calibration))
-    limits = {
-        "own" if "own" in f["Comment"].split("rule_train", 1)[1] else "a": f["TimeLimit"]
-        for f in by_rule["train"]
-    }
-    assert limits["a"] == f"00:{minutes(4900 * 0.01 + 100 * 0.001):02d}:00" == "00:12:00", (
-        jobs.stdout
-    )
-    monkeypatch.syspath_prepend(site)  # to count the user's model's operations here too
-    own = costs.variant("tiny", "own")
-    assert limits["own"] == f"00:{minutes(own['epochs'] * own['epoch_s']):02d}:00"
+            assert fields["JobState"] == "COMPLETED", listing
+            assert "gpu:1" in fields.get("TresPerJob", "") + fields.get("TresPerNode", "")
+    # the grouped trainings' time limit: theirs one after another, each from the calibration
+    # (twice its epochs' seconds plus 10 minutes)
+    limit = sum(minutes(costs.training_s("tiny", v)) for v in ("a", "own"))
+    assert by_rule["short_trainings"][0]["TimeLimit"] == f"00:{limit:02d}:00", listing

@@ -138,6 +138,41 @@ def test_a_state_made_otherwise_is_discarded_and_training_starts_afresh(tmp_path
     assert same_weights(weights(tmp_path / "run"), weights(tmp_path / "fresh"))
 
 
+def test_going_back_to_earlier_settings_republishes_their_training_without_retraining(
+    tmp_path, caplog
+):
+    """An accidental edit, run and reverted, loses nothing: the finished state is kept beside."""
+    spec, data = {"name": "fc2", "width": 8}, separable_1d()
+    config = {"loss": "hinge", "epochs": 2}
+    train(spec, data, config, tmp_path)
+    first = weights(tmp_path)
+    train(spec, data, {**config, "lr": 0.01}, tmp_path)  # the edit: another training
+    assert not same_weights(first, weights(tmp_path))
+    assert len(list(tmp_path.glob("state/*/state.pt"))) == 2
+    caplog.clear()
+    with caplog.at_level("INFO", logger="diffsens.train"):
+        train(spec, data, config, tmp_path)  # reverted
+    assert "resuming from" in caplog.text and "finished" in caplog.text
+    assert "starting afresh" not in caplog.text
+    assert same_weights(first, weights(tmp_path))
+
+
+def test_a_change_of_the_library_code_retrains_and_keeps_the_old_state(
+    tmp_path, caplog, monkeypatch
+):
+    """What `snakemake --forcerun train` after editing src/diffsens relies on."""
+    import diffsens.train
+
+    spec, data, config = {"name": "fc2", "width": 8}, separable_1d(), {"loss": "hinge", "epochs": 1}
+    train(spec, data, config, tmp_path)
+    (old,) = tmp_path.glob("state/*/state.pt")
+    monkeypatch.setattr(diffsens.train, "code_digest", lambda: "the code after an edit")
+    with caplog.at_level("WARNING", logger="diffsens.train"):
+        train(spec, data, config, tmp_path)
+    assert "starting afresh" in caplog.text and "made with another code" in caplog.text
+    assert old.exists() and len(list(tmp_path.glob("state/*/state.pt"))) == 2
+
+
 def test_a_changed_dataset_retrains_instead_of_reusing_the_old_model(tmp_path):
     spec, config = {"name": "fc2", "width": 8}, {"epochs": 1, "lr": 0.05}
     train(spec, prepare("mnist5k", n_test=100), config, tmp_path)
@@ -165,12 +200,13 @@ def test_published_checkpoints_are_independent_of_the_state(tmp_path):
     load_checkpoint(tmp_path / "checkpoints" / "init.pt")
 
 
-@pytest.mark.parametrize("damaged", ["state/state.pt", "state/checkpoints/best.pt"])
+@pytest.mark.parametrize("damaged", ["state.pt", "checkpoints/best.pt"])
 def test_a_corrupted_state_starts_afresh(tmp_path, caplog, damaged):
     spec, config = {"name": "fc2", "width": 8}, {"loss": "hinge", "epochs": 2}
     train(spec, separable_1d(), config, tmp_path / "run")
     reference = weights(tmp_path / "run")
-    path = tmp_path / "run" / damaged
+    (state,) = (tmp_path / "run" / "state").iterdir()
+    path = state / damaged
     path.write_bytes(path.read_bytes()[:-50] + bytes(50))
     with caplog.at_level("WARNING", logger="diffsens.train"):
         train(spec, separable_1d(), config, tmp_path / "run")
@@ -281,8 +317,8 @@ def wait_for_epoch(out, epoch, process, timeout=120):
     """Block until the saved state has finished ``epoch`` (read atomically written files only)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        path = out / "state" / "state.pt"
-        if path.exists() and torch.load(path, weights_only=True)["epoch"] >= epoch:
+        paths = list(out.glob("state/*/state.pt"))
+        if paths and torch.load(paths[0], weights_only=True)["epoch"] >= epoch:
             return
         assert process.poll() is None, process.stderr.read()
         time.sleep(0.05)
@@ -339,7 +375,8 @@ def test_sigterm_saves_exits_nonzero_and_resumes(uninterrupted, tmp_path):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0 and "SIGTERM" in stderr and "run again to resume" in stderr
-    state = torch.load(tmp_path / "state" / "state.pt", weights_only=True)
+    (path,) = tmp_path.glob("state/*/state.pt")
+    state = torch.load(path, weights_only=True)
     assert state["position"] is not None and state["position"]["batch"] > 0  # saved mid-epoch
     subprocess.run([sys.executable, str(script), str(tmp_path)], check=True)
     resumed = final_weights(tmp_path)

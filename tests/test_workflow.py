@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
 import yaml
 
+from diffsens.config import Config
+from diffsens.cost import cost_line, estimate_cost
 from diffsens.models import list_models
 from diffsens.provenance import RunSettings
 from diffsens.settings import defaults, group
@@ -157,6 +160,7 @@ def test_temperature_edit_remeasures_without_retraining(tiny_run):
             job("measure", experiment="tiny", variant="b", seed=0),
             job("collect", experiment="tiny", variant="a"),
             job("collect", experiment="tiny", variant="b"),
+            job("cost"),  # more displacements, longer measurements
         }
         | FITS
         | CLAIMS
@@ -190,6 +194,7 @@ def test_new_seed_trains_only_that_seed(tiny_run):
             job("spectra", experiment="tiny", variant="b"),
             job("plot_spectra", experiment="tiny"),
             job("plot_training", experiment="tiny"),
+            job("cost"),
         }
         | FITS
         | CLAIMS
@@ -227,6 +232,7 @@ def test_report_is_self_contained(tiny_run):
     assert len(html) > 100_000 and "layerwise.png" in html and "fits" in html
     assert "Layer-wise sensitivities" in html and "Depth laws" in html
     assert "claims.png" in html and "claims.csv" in html
+    assert "cost.csv" in html and "GPU-hours at most" in html  # the caption gives the total
     categories = json.loads(re.search(r"var categories = (\{.*?\});", html).group(1))
     assert sorted(categories)[0] == "Claims"  # the report's menu lists categories sorted
 
@@ -384,6 +390,21 @@ def test_bad_config_fails_before_any_job(tmp_path, change, message):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_device_this_machine_lacks_fails_before_any_job(tmp_path):
+    config = edited(
+        lambda c: c["experiments"]["tiny"]["variants"]["b"].update(training={"device": "cuda"})
+    )
+    assert snakemake(tmp_path, config, "--dry-run").returncode == 0  # a cluster may have one
+    result = snakemake(tmp_path, config, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert (
+        "experiments.tiny.variants.b.training.device: device 'cuda' was asked for, but CUDA is "
+        "not available here; use 'auto' or 'cpu'" in result.stderr
+    ), result.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     """Schema errors first (nothing else can be trusted then), else every contradiction."""
 
@@ -516,7 +537,7 @@ def test_the_library_and_the_command_take_their_settings_from_the_schema():
     for key, spec in group("measure")["properties"].items():
         if key == "checkpoints":
             continue
-        assert options[key].default == spec["default"], key
+        assert f"(default: {spec['default']})" in options[key].help, key
         if "enum" in spec:
             assert list(options[key].choices) == spec["enum"], key
 
@@ -610,3 +631,11 @@ def test_a_changed_dataset_retrains_on_the_new_data(tiny_run, tmp_path):
     assert "made with another data" in log and "starting afresh" in log
     with xr.open_dataset(workdir / "results/cubes/tiny/a.nc") as cube:
         assert json.loads(cube.attrs["dataset"])["settings"]["n_test"] == 200
+
+
+def test_the_cost_table_is_what_the_cost_command_prints(tiny_run):
+    expected = estimate_cost(Config(TINY))
+    table = pd.read_csv(tiny_run / "results" / "cost.csv")
+    assert list(table.network) == list(expected.network)
+    np.testing.assert_allclose(table.gpu_hours, expected.gpu_hours)
+    assert cost_line(expected) in (tiny_run / "results" / "cost.md").read_text()

@@ -48,11 +48,12 @@ def snakemake(
 
 def planned_jobs(workdir: Path, config: dict, *targets: str) -> set[tuple]:
     """The jobs a dry run (of ``targets``, else of everything) would execute, as
-    ``(rule, (("wildcard", "value"), ...))``, without `all`."""
+    ``(rule, (("wildcard", "value"), ...))``, without `all`; jobs of a group job (the short
+    trainings, which a dry run lists indented under the group) included."""
     profile = ("--workflow-profile", str(REPO / "profiles" / "default"))
     result = snakemake(workdir, config, *targets, "--dry-run", *profile)
     jobs = set()
-    for block in re.split(r"\n(?=rule \w+:)", result.stdout):
+    for block in re.split(r"\n\s*(?=rule \w+:)", result.stdout):
         match = re.match(r"rule (\w+):", block)
         if not match or match.group(1) == "all":
             continue

@@ -45,10 +45,11 @@ _TYPES = {"integer": int, "number": float}
 
 
 def _add_setting(parser: argparse.ArgumentParser, key: str, spec: dict) -> None:
-    """One option for one setting, typed by its schema."""
+    """One option for one setting, typed by its schema; left out of the parsed arguments when
+    not given, so that the library tells a setting given from its default."""
     kinds = spec.get("type")
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
-    option = {"dest": key, "default": spec["default"]}
+    option = {"dest": key, "default": argparse.SUPPRESS}
     if "oneOf" in spec:  # a scalar or a list (temperatures: a count or values)
         option.update(nargs="+", metavar="VALUE")
     elif "boolean" in kinds:
@@ -60,10 +61,8 @@ def _add_setting(parser: argparse.ArgumentParser, key: str, spec: dict) -> None:
         option.update(choices=spec["enum"])
     else:
         option.update(type=_TYPES.get(next(iter(kinds - {"null"})), str))
-    help_text = spec["description"].strip().replace("%", "%%")
-    parser.add_argument(
-        f"--{key.replace('_', '-')}", help=f"{help_text} (default: %(default)s)", **option
-    )
+    help_text = f"{spec['description'].strip()} (default: {spec['default']})"
+    parser.add_argument(f"--{key.replace('_', '-')}", help=help_text.replace("%", "%%"), **option)
 
 
 def _error_rate(text: str) -> float:
@@ -238,7 +237,7 @@ def _measure(args) -> None:
     from diffsens.cubes import collect, write_netcdf
 
     group = settings.group("measure")["properties"]
-    values = {key: getattr(args, key) for key in group if key not in _POSITIONAL}
+    values = {key: value for key, value in vars(args).items() if key in group}
     for key, spec in group.items():
         if "oneOf" in spec and key in values:
             values[key] = _one_of(values[key], spec)
@@ -304,26 +303,23 @@ def _claims(args) -> None:
 
 def _cost(args) -> None:
     from diffsens.config import Config, read_yaml
-    from diffsens.cost import cost_markdown, estimate_cost, read_calibration
+    from diffsens.cost import cost_line, cost_markdown, estimate_cost, read_calibration
 
     calibration = read_calibration(args.calibration) if args.calibration else None
     table = estimate_cost(Config(read_yaml(args.config)), calibration)
     print(cost_markdown(table), end="")
-    print(
-        f"{args.config}: {table.gpu_hours.sum():.1f} GPU-hours at most (epochs at their caps), "
-        f"seconds from {' and '.join(sorted(set(table.source)))}"
-        + ("" if calibration else " (the conservative model: docs/cluster.md)")
-    )
+    print(f"{args.config}: {cost_line(table)}")
 
 
 def _calibrate(args) -> None:
     from diffsens.config import Config, read_yaml
-    from diffsens.cost import calibrate
+    from diffsens.cost import calibrate, calibration_networks
     from diffsens.io import write_table
 
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    table = calibrate(Config(read_yaml(args.config)), args.device, args.steps)
+    networks = calibration_networks(Config(read_yaml(args.config)))
+    table = calibrate(networks, args.device, args.steps)
     write_table(table, args.out)
     print(f"wrote {args.out} ({len(table)} networks)")
 

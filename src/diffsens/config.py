@@ -16,7 +16,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import yaml
 
@@ -26,13 +26,14 @@ from diffsens.settings import (
     conflicts,
     dataset_group,
     defaults,
+    given_conflicts,
     measure_conflicts,
     problems_in,
     schema,
     training_conflicts,
 )
 
-__all__ = ["Config", "read_yaml", "typed"]
+__all__ = ["Config", "command_line_config", "read_yaml"]
 
 SECTIONS = ("model", "training", "measure")
 """The settings an experiment shares with its variants, which override them key by key."""
@@ -61,32 +62,30 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return content
 
 
-def typed(value):
-    """Values from ``snakemake --config KEY=VALUE`` with their YAML types.
-
-    Snakemake reads nested values (``analysis={bootstrap: 200}``) as strings throughout; each
-    string is read again as YAML, so it means what it would mean in a config file.
-    """
-    if isinstance(value, Mapping):
-        return {key: typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [typed(item) for item in value]
-    if isinstance(value, str):
+def command_line_config(args: Sequence[str]) -> dict:
+    """The settings of ``snakemake --config KEY=VALUE ...``, each VALUE read as YAML, as in a
+    config file (Snakemake's own reading drops quotes and leaves nested values strings)."""
+    found = {}
+    for arg in args:
+        key, given, value = arg.partition("=")
+        if not given or not key:
+            raise SettingsError([f"--config {arg!r}: expected KEY=VALUE"])
         try:
-            return yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-    return value
+            found[key] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise SettingsError([f"--config {arg!r}: the value is not YAML ({error})"]) from None
+    return found
 
 
 def with_grid_variants(raw: dict) -> dict:
     """``raw`` with each experiment's ``grid`` spelled out as named variants (schema: ``grid``).
 
     A grid variant's name is its values joined by ``_`` in the grid's key order (a model name as
-    itself, any other setting as its key then its value), so adding a value to a grid leaves the
-    names, and the results, of the other variants alone.
+    itself, any other setting as its key then its value, a list's items joined by ``-``), so
+    adding a value to a grid leaves the names, and the results, of the other variants alone.
     """
     problems = []
+    valid = re.compile(schema()["$defs"]["name"]["pattern"])
     for experiment, entry in raw["experiments"].items():
         grid = entry.get("grid") or {}
         variants = dict(entry.get("variants") or {})
@@ -97,7 +96,15 @@ def with_grid_variants(raw: dict) -> dict:
                 section, option = key.split(".")
                 overrides.setdefault(section, {})[option] = value
                 model = key == "model.name"  # a function's name alone (torchvision:resnet18)
-                parts.append(str(value).rpartition(":")[2] if model else f"{option}{value}")
+                text = "-".join(map(str, value)) if isinstance(value, list) else str(value)
+                part = text.rpartition(":")[2] if model else f"{option}{text}"
+                if not valid.match(part):
+                    problems.append(
+                        f"experiments.{experiment}.grid.{key}: the value {value!r} cannot name a "
+                        f"variant ({part!r}; names take letters, digits, '_', '.' and '-'): "
+                        "write that variant under variants, with a name of your own"
+                    )
+                parts.append(part)
             name = "_".join(parts)
             if name in variants:  # a variant of the same name, or values that print alike
                 problems.append(f"experiments.{experiment}.grid: variant {name!r} is named twice")
@@ -144,6 +151,12 @@ class Config:
         self.raw = raw
         top = {**defaults(schema()), **self.raw}
         self.results, self.calibration = top["results"], top["calibration"]
+        if against_data and self.calibration and not os.path.isfile(self.calibration):
+            problems.append(
+                f"calibration: no file {self.calibration!r}; make the table with `snakemake "
+                "calibration` or `diffsens calibrate CONFIG --out TABLE` (docs/cluster.md), or "
+                "set null for the conservative model"
+            )
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")
         problems += [
@@ -275,17 +288,29 @@ class Config:
         found = [("training", key, problem) for key, problem in conflicts("training", training)]
         if shape is not None:
             found += [("training", k, p) for k, p in training_conflicts(training, shape)]
-        found += [
-            ("measure", k, p) for k, p in measure_conflicts(measure, shape, training["save_epochs"])
-        ]
-        if {"temperatures", "deltas"} <= set(merged["measure"]):
-            found.append(("measure", "deltas", "set either temperatures or deltas, not both"))
+        found += [("measure", k, p) for k, p in measure_conflicts(measure, shape, training)]
+        found += [("measure", k, p) for k, p in given_conflicts(merged["measure"])]
         if "name" not in settings["model"]:
             found.append(("model", None, "no model name (set model.name in the experiment)"))
         return [
             (experiment, variant, self._where(experiment, variant, section, key), problem)
             for section, key, problem in found
         ]
+
+    def check_devices(self) -> None:
+        """Raise :class:`SettingsError` naming each device that trainings and measurements ask
+        for and this machine lacks: for runs whose jobs run here."""
+        from diffsens.runtime import device_problem
+
+        found = []
+        for (experiment, variant), settings in self._variants.items():
+            for section in ("training", "measure"):
+                problem = device_problem(settings[section]["device"])
+                if problem:
+                    where = self._where(experiment, variant, section, "device")
+                    found.append((experiment, variant, where, f"{problem}; use 'auto' or 'cpu'"))
+        if found:
+            raise SettingsError(self._locate(found))
 
     def _check_models(self) -> list[tuple[str, str, str, str]]:
         """Every model option exists, and every distinct (model, data) pair builds and runs

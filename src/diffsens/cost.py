@@ -16,8 +16,9 @@ A network's FLOPs are counted by running it once on PyTorch's meta device: nothi
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import pandas as pd
 
@@ -28,8 +29,11 @@ from diffsens.settings import displacement_count
 __all__ = [
     "CALIBRATION_COLUMNS",
     "CONSERVATIVE",
+    "SHORT_TRAINING_S",
     "Costs",
     "calibrate",
+    "calibration_networks",
+    "cost_line",
     "cost_markdown",
     "estimate_cost",
     "forward_flops",
@@ -42,6 +46,10 @@ CONSERVATIVE = {"flops_per_second": 10e12, "seconds_per_step": 0.005}
 """The model's rates: about a tenth of what one H100 sustains on a large net in float32 (tensor
 cores), and 5 ms of launches and Python per optimiser step, several times what a small net
 takes there."""
+
+SHORT_TRAINING_S = 15 * 60
+"""Trainings estimated at most this long (every epoch up to the cap) are short: on a cluster
+several of them share one allocation, one after another, instead of queueing one by one."""
 
 CALIBRATION_COLUMNS = {"network": str, "train_image_s": float, "inference_image_s": float}
 """A calibration table: per network, the seconds of one training image (at the batch size it
@@ -118,64 +126,94 @@ class Costs:
             "measurements": len(measure["checkpoints"]) * len(measure["conditions"]),
         }
 
+    def table(self) -> pd.DataFrame:
+        """One row per network: trainings, epochs, measurements, the seconds of an epoch and of
+        a measurement (of its first variant), their source (``calibrated`` or ``model``) and
+        the GPU-hours of all of its work."""
+        rows: dict[str, dict] = {}
+        for experiment in self.config.raw["experiments"]:
+            seeds = len(self.config.seeds(experiment))
+            for variant in self.config.variants(experiment):
+                job = self.variant(experiment, variant)
+                row = rows.setdefault(
+                    job["network"],
+                    {
+                        "network": job["network"],
+                        "trainings": 0,
+                        "epochs": 0,
+                        "measurements": 0,
+                        "epoch_s": job["epoch_s"],
+                        "measure_s": job["measure_s"],
+                        "source": job["source"],
+                        "gpu_hours": 0.0,
+                    },
+                )
+                row["trainings"] += seeds
+                row["epochs"] += seeds * job["epochs"]
+                row["measurements"] += seeds * job["measurements"]
+                seconds = job["epochs"] * job["epoch_s"] + job["measurements"] * job["measure_s"]
+                row["gpu_hours"] += seeds * seconds / 3600
+        return pd.DataFrame(list(rows.values()))
+
+    def training_s(self, experiment: str, variant: str) -> float:
+        """Seconds of one training of a variant, every epoch up to its cap."""
+        job = self.variant(experiment, variant)
+        return job["epochs"] * job["epoch_s"]
+
 
 def estimate_cost(
     config: Config, calibration: Mapping[str, Mapping[str, float]] | None = None
 ) -> pd.DataFrame:
-    """One row per network of ``config``: trainings, epochs, measurements, the seconds of an
-    epoch and of a measurement (of its first variant), their source (``calibrated`` or
-    ``model``) and the GPU-hours of all of its work."""
-    costs = Costs(config, calibration)
-    rows: dict[str, dict] = {}
+    """One row per network of ``config`` (:meth:`Costs.table`)."""
+    return Costs(config, calibration).table()
+
+
+def calibration_networks(config: Config, datasets: Collection[str] = ()) -> dict[str, dict]:
+    """What :func:`calibrate` times, by network name: each network of ``config`` (on
+    ``datasets`` only, if given) with its first variant's batch size and its data's shape."""
+    networks: dict[str, dict] = {}
     for experiment in config.raw["experiments"]:
-        seeds = len(config.seeds(experiment))
+        dataset = config.dataset_of(experiment)
+        if datasets and dataset not in datasets:
+            continue
         for variant in config.variants(experiment):
-            job = costs.variant(experiment, variant)
-            row = rows.setdefault(
-                job["network"],
+            settings = config.variant(experiment, variant)
+            networks.setdefault(
+                network_name(dataset, settings["model"]),
                 {
-                    "network": job["network"],
-                    "trainings": 0,
-                    "epochs": 0,
-                    "measurements": 0,
-                    "epoch_s": job["epoch_s"],
-                    "measure_s": job["measure_s"],
-                    "source": job["source"],
-                    "gpu_hours": 0.0,
+                    "model": settings["model"],
+                    "batch_size": settings["training"]["batch_size"],
+                    "shape": dataclasses.asdict(config.shape(dataset)),
                 },
             )
-            row["trainings"] += seeds
-            row["epochs"] += seeds * job["epochs"]
-            row["measurements"] += seeds * job["measurements"]
-            seconds = job["epochs"] * job["epoch_s"] + job["measurements"] * job["measure_s"]
-            row["gpu_hours"] += seeds * seconds / 3600
-    return pd.DataFrame(list(rows.values()))
+    return networks
 
 
-def calibrate(config: Config, device: str = "auto", steps: int = 100) -> pd.DataFrame:
-    """A calibration table (:data:`CALIBRATION_COLUMNS`) measured here: for each network of
-    ``config``, the seconds of ``steps`` bare training steps (forward, loss, backward, SGD) at
-    its first variant's batch size and of as many inference batches, on random inputs of its
-    data's shape, after a few unmeasured steps. Per image, so that other set sizes scale."""
+def calibrate(
+    networks: Mapping[str, Mapping], device: str = "auto", steps: int = 100
+) -> pd.DataFrame:
+    """A calibration table (:data:`CALIBRATION_COLUMNS`) measured here: for each of
+    ``networks`` (:func:`calibration_networks`), the seconds of ``steps`` bare training steps
+    (forward, loss, backward, SGD) at its batch size and of as many inference batches, on random
+    inputs of its data's shape, after a few unmeasured steps. Per image, so that other set
+    sizes scale."""
+    from diffsens.data import DataShape
     from diffsens.runtime import pick_device
 
     place = pick_device(device)
-    rows: dict[str, dict] = {}
-    for experiment in config.raw["experiments"]:
-        dataset = config.dataset_of(experiment)
-        for variant in config.variants(experiment):
-            settings = config.variant(experiment, variant)
-            name = network_name(dataset, settings["model"])
-            if name not in rows:
-                batch = settings["training"]["batch_size"]
-                shape = config.shape(dataset)
-                train_s, inference_s = _time_network(settings["model"], shape, batch, place, steps)
-                rows[name] = {
-                    "network": name,
-                    "train_image_s": train_s / batch,
-                    "inference_image_s": inference_s / batch,
-                }
-    return pd.DataFrame(list(rows.values()), columns=list(CALIBRATION_COLUMNS))
+    rows = []
+    for name, network in networks.items():
+        batch = network["batch_size"]
+        shape = DataShape(**network["shape"])
+        train_s, inference_s = _time_network(network["model"], shape, batch, place, steps)
+        rows.append(
+            {
+                "network": name,
+                "train_image_s": train_s / batch,
+                "inference_image_s": inference_s / batch,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
 
 
 def _time_network(model: Mapping, shape, batch: int, device, steps: int) -> tuple[float, float]:
@@ -266,3 +304,13 @@ def cost_markdown(table: pd.DataFrame) -> str:
         f"{table.measurements.sum()} | | | {sources} | {table.gpu_hours.sum():.1f} |"
     )
     return "\n".join(lines) + "\n"
+
+
+def cost_line(table: pd.DataFrame) -> str:
+    """The total in one sentence, saying where its seconds come from."""
+    sources = sorted(set(table.source))
+    return (
+        f"{table.gpu_hours.sum():.1f} GPU-hours at most (epochs at their caps), seconds from "
+        + " and ".join(sources)
+        + (" (the conservative model: docs/cluster.md)" if "model" in sources else "")
+    )

@@ -65,7 +65,15 @@ def temperature_range(n: int, cut: float) -> tuple[float, float]:
     n = check_int("n", n, 2)
     cut = check_cut(cut)
     log_c = math.log(cut)
-    return 1 / (math.pi * n**2 * log_c), 4 / (math.pi**3 * cut**2 * log_c)
+    T_min, T_max = 1 / (math.pi * n**2 * log_c), 4 / (math.pi**3 * cut**2 * log_c)
+    if T_min >= T_max:  # n <= pi cut / 2: half a pixel already folds the image
+        raise ValueError(
+            f"images of {n} x {n} pixels have no smooth deformations at cut-off {cut}: "
+            f"T_min = {T_min:.4g} (half a pixel) is not below T_max = {T_max:.4g}; "
+            f"use images larger than {math.pi * cut / 2:.3g} pixels or a cut-off below "
+            f"{2 * n / math.pi:.3g}"
+        )
+    return T_min, T_max
 
 
 def typical_displacement(T, cut: float, n: int):

@@ -5,7 +5,10 @@
   result. A full disk is reported as such, with the path.
 * Every torch file (checkpoint, training state, prepared dataset) carries a SHA-256 checksum of
   its contents, verified on load: a corrupted file is refused by name, never half-used.
-* NetCDF files are read into memory and closed; a truncated or foreign file is refused by name.
+* Every NetCDF file carries a SHA-256 checksum of its variables and attributes (the attribute
+  ``sha256``), verified on read: a flipped bit in a cube is refused by name, never read as a
+  number. NetCDF files are read into memory and closed; a truncated or foreign file is refused
+  by name.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -29,6 +33,7 @@ __all__ = [
     "digest",
     "load_torch",
     "markdown",
+    "netcdf_digest",
     "open_cubes",
     "open_netcdf",
     "open_netcdfs",
@@ -70,7 +75,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
     A killed writer leaves at most a hidden ``.partial`` file, never a truncated ``path``; a
     failing writer leaves an existing ``path`` untouched. A full disk raises ``OSError(ENOSPC)``
     naming ``path`` and the space left, whatever error the writer made of it (NetCDF and torch
-    report it as their own errors).
+    report it as their own errors); so does a file size limit (``ulimit -f``), and any other
+    error of the writer carries a note naming ``path``.
     """
     path = Path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -80,8 +86,18 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
         os.replace(partial, path)
     except BaseException as error:
         full = _disk_full(path.parent, error)  # asked while the partial file holds its space
+        size = partial.stat().st_size if partial.exists() else 0
         partial.unlink(missing_ok=True)
+        limit = _size_limit()
+        if full is None and limit is not None and size >= limit:
+            raise OSError(
+                errno.EFBIG,
+                f"the file size limit ({limit:,} bytes, ulimit -f) was reached while writing "
+                f"{os.fspath(path)!r}; raise the limit (ulimit -f unlimited) and run again",
+            ) from error
         if full is None:
+            if isinstance(error, Exception):  # whatever the writer says, the file is named
+                error.add_note(f"(while writing {os.fspath(path)!r})")
             raise
         raise OSError(
             errno.ENOSPC,
@@ -89,6 +105,16 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
             "free there); free some space (or point the results elsewhere) and run again",
         ) from error
     return path
+
+
+def _size_limit() -> int | None:
+    """The largest file this process may write (``ulimit -f``), or None if unlimited."""
+    try:
+        import resource
+    except ImportError:  # not on this system
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 _NEARLY_FULL = 1 << 20
@@ -115,9 +141,8 @@ def digest(obj) -> str:
 
 
 def _feed(sha, obj) -> None:
-    import torch  # here, not at the top: readers of NetCDF files need not load torch
-
-    if isinstance(obj, torch.Tensor):
+    torch = sys.modules.get("torch")  # not imported here: readers of NetCDF need not load it
+    if torch is not None and isinstance(obj, torch.Tensor):
         tensor = obj.detach().cpu().contiguous()
         sha.update(f"tensor {tensor.dtype} {tuple(tensor.shape)}:".encode())
         sha.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -183,8 +208,46 @@ def load_torch(path: str | os.PathLike, what: str, *, state_dict: bool = False) 
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` with the netCDF4 engine, through :func:`write_atomically`."""
+    """Write ``ds`` to ``path`` with the netCDF4 engine and its checksum (verified by
+    :func:`open_netcdf`), through :func:`write_atomically`."""
+    ds = ds.copy()
+    ds.attrs = {key: value for key, value in ds.attrs.items() if key != CHECKSUM}
+    ds.attrs[CHECKSUM] = netcdf_digest(ds)
     return write_atomically(path, lambda partial: ds.to_netcdf(partial, engine="netcdf4"))
+
+
+def netcdf_digest(ds: xr.Dataset) -> str:
+    """SHA-256 of a dataset's variables (names, dimensions, values, attributes) and attributes,
+    but its checksum, in a form that a NetCDF round trip keeps (numbers as float64, text as
+    str, a number attribute as a list of one)."""
+
+    def attrs(mapping):
+        return {
+            str(key): value if isinstance(value, str) else np.atleast_1d(value).tolist()
+            for key, value in mapping.items()
+            if key != CHECKSUM
+        }
+
+    def values(array: np.ndarray):
+        if array.dtype.kind in "biuf":
+            return array.astype(np.float64)
+        if array.dtype.kind in "mM":
+            return array.astype(np.int64)
+        return [str(item) for item in array.ravel().tolist()]
+
+    return digest(
+        {
+            "attrs": attrs(ds.attrs),
+            "variables": {
+                str(name): [
+                    list(map(str, var.dims)),
+                    values(np.asarray(var.values)),
+                    attrs(var.attrs),
+                ]
+                for name, var in ds.variables.items()
+            },
+        }
+    )
 
 
 def open_netcdf(
@@ -202,6 +265,15 @@ def open_netcdf(
         raise CorruptedFile(
             path, what, f"is truncated or corrupted ({type(error).__name__}: {error})"
         ) from error
+    saved = ds.attrs.pop(CHECKSUM, None)  # files of other tools have none
+    if saved is not None and saved != netcdf_digest(ds):
+        raise CorruptedFile(
+            path,
+            what,
+            f"is corrupted: its contents do not match its checksum (attribute {CHECKSUM})",
+            "delete it and run again what wrote it; if you changed it on purpose, save it with "
+            "diffsens.io.write_netcdf (or without that attribute)",
+        )
     missing = [name for name in variables if name not in ds.variables]
     if missing:
         raise CorruptedFile(

@@ -5,12 +5,15 @@ attributes (docs/formats.md): the model spec, the training settings, the dataset
 fingerprint of its contents), the measure settings (cubes), and the workflow's experiment and
 variant names ("" outside the workflow). Writers make it with :meth:`RunSettings.to_attrs`,
 readers get it back with :meth:`RunSettings.from_attrs`; nothing else parses those attributes.
-:func:`software` adds the code version, package versions and date.
+:func:`software` adds the code version, package versions and date; :func:`code_digest` tells
+one version of the library's code from another, git or not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import json
 import subprocess
 from collections.abc import Mapping
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["RunSettings", "software"]
+__all__ = ["RunSettings", "code_digest", "software"]
 
 _PACKAGES = ("diffsens", "torch", "torchvision", "numpy", "xarray", "netCDF4")
 
@@ -90,3 +93,15 @@ def _git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return commit + ("-dirty" if dirty else "")
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of the diffsens package's Python sources (their paths and contents): what a
+    training's resumable state is tied to, so that code changes retrain."""
+    package = Path(__file__).resolve().parent
+    sha = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        sha.update(f"{path.relative_to(package).as_posix()}\n".encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()

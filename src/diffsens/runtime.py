@@ -49,6 +49,20 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
     )
 
 
+def device_problem(name: str) -> str | None:
+    """Why ``name`` (a device setting) cannot run here, or None."""
+    import torch
+
+    device = torch.device("cpu" if name == "auto" else name)
+    if device.type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        return f"device {name!r} was asked for, but CUDA is not available here"
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        return f"device {name!r} was asked for, but this machine has {torch.cuda.device_count()}"
+    return None
+
+
 def pick_device(name: str = "auto"):
     """CUDA when asked or (``"auto"``) available, else CPU; asking for absent CUDA is an error.
 
@@ -59,9 +73,10 @@ def pick_device(name: str = "auto"):
 
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    problem = device_problem(name)
+    if problem:
+        raise ValueError(problem)
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for, but CUDA is not available here")
     if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
         device = torch.device("cuda", claim_gpu(torch.cuda.device_count()))
     if device.type == "cuda":

@@ -31,6 +31,7 @@ __all__ = [
     "dataset_group",
     "defaults",
     "displacement_count",
+    "given_conflicts",
     "group",
     "measure_conflicts",
     "problems_in",
@@ -185,11 +186,19 @@ def displacement_count(measure: Mapping) -> int:
     return values if isinstance(values, int) else len(values)
 
 
+def given_conflicts(measure: Mapping) -> list[tuple[str, str]]:
+    """``(key, problem)`` for measure settings given together that exclude each other (the
+    defaults filled in, one of them would be silently ignored)."""
+    if all(measure.get(key) is not None for key in ("temperatures", "deltas")):
+        return [("deltas", "set either temperatures or deltas, not both")]
+    return []
+
+
 def measure_conflicts(
-    measure: Mapping, shape=None, save_epochs: list[int] | None = None
+    measure: Mapping, shape=None, training: Mapping | None = None
 ) -> list[tuple[str, str]]:
     """``(key, problem)`` for each measure setting that another rules out, or the data (a
-    ``DataShape``, when given), or the checkpoints a training keeps (when ``save_epochs`` is
+    ``DataShape``, when given), or the checkpoints a training keeps (its resolved settings, when
     given)."""
     found = []
     moves_in_blocks = measure["block"] is None or measure["deformation"] == "pixel_move"
@@ -205,6 +214,13 @@ def measure_conflicts(
             )
         if measure["deformation"] == "diffeo" and shape.dims != 2:
             found.append(("deformation", "'diffeo' needs images; use 'pixel_move' on 1-D data"))
+        elif measure["deformation"] == "diffeo":
+            from diffsens.diffeo import temperature_range
+
+            try:
+                temperature_range(shape.input_size, measure["cut"])
+            except ValueError as error:
+                found.append(("cut", str(error)))
         if measure["block"] is not None and moves_in_blocks and shape.dims != 1:
             found.append(("block", "blocks of pixel moves apply to 1-D signals only"))
         if measure["deformation"] == "pixel_move" and not shape.sparse:
@@ -215,8 +231,8 @@ def measure_conflicts(
                     "pixels (the scale-detection tasks), not these images: use 'diffeo'",
                 )
             )
-    if save_epochs is not None:
-        kept = {"init", "best", "last"} | {f"epoch_{e}" for e in save_epochs}
+    if training is not None:
+        kept = {"init", "best", "last"} | {f"epoch_{e}" for e in training["save_epochs"]}
         missing = [c for c in measure["checkpoints"] if c not in kept]
         if missing:
             found.append(
@@ -224,6 +240,15 @@ def measure_conflicts(
                     "checkpoints",
                     f"{missing} are not kept; list their epochs in training.save_epochs "
                     f"(kept: {sorted(kept)})",
+                )
+            )
+        epochs = [c for c in measure["checkpoints"] if c.startswith("epoch_") and c in kept]
+        if training["stop_at_zero_loss"] and epochs:
+            found.append(
+                (
+                    "checkpoints",
+                    f"{epochs}: training.stop_at_zero_loss may end the training before "
+                    "these epochs; measure 'best' or 'last', or turn the stop off",
                 )
             )
     return found

@@ -5,15 +5,17 @@
 * ``checkpoints/{init,best,last}.pt`` and ``checkpoints/epoch_<N>.pt`` for each listed epoch:
   self-describing and checksummed (docs/formats.md), reloaded by :func:`load_checkpoint`;
 * ``history.nc``: train loss, train and test error, learning rate and time per epoch;
-* ``state/``: everything needed to continue (model, optimizer, scheduler, every random generator,
-  position inside the epoch) and its own copies of the checkpoints, saved atomically after every
-  epoch and on SIGTERM.
+* ``state/<identity>/``: everything needed to continue (model, optimizer, scheduler, every random
+  generator, position inside the epoch) and its own copies of the checkpoints, saved atomically
+  after every epoch and on SIGTERM.
 
 The published checkpoints are independent copies: deleting or corrupting one never touches the
-state, and running again publishes them anew from it. The state is keyed by a fingerprint of
-everything that determines the run (the data's contents, the model spec, the training settings,
-the seed): a state made with anything else, or found corrupted, is discarded and training starts
-afresh, which the log says.
+state, and running again publishes them anew from it. A state lives in a folder named by a
+digest of everything that determines the run (the data's contents, the model spec, the training
+settings, the seed, the device type and the library's code): a run resumes only its own state,
+and leaves those made otherwise where they are, so that going back to earlier settings publishes
+their finished training again instead of retraining it (delete ``state/`` folders to free
+space). A state found corrupted is discarded and training starts afresh, which the log says.
 
 Started again after a kill, a run resumes from its state and ends with the weights an
 uninterrupted run would have (bit for bit on CPU). SIGTERM (cluster preemption) saves the state
@@ -23,6 +25,7 @@ resumes. All randomness comes from generators seeded by ``seed``.
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import logging
 import math
@@ -40,9 +43,16 @@ import xarray as xr
 from torch import nn
 
 from diffsens.data import PreparedData, add_noise, random_crop_flip
-from diffsens.io import CorruptedFile, load_torch, save_torch, write_atomically, write_netcdf
+from diffsens.io import (
+    CorruptedFile,
+    digest,
+    load_torch,
+    save_torch,
+    write_atomically,
+    write_netcdf,
+)
 from diffsens.models import build_spec, is_external, model_options
-from diffsens.provenance import RunSettings, software
+from diffsens.provenance import RunSettings, code_digest, software
 from diffsens.runtime import describe_device, pick_device, terminal_progress
 from diffsens.settings import SettingsError, canonical, resolve, training_conflicts
 
@@ -114,6 +124,16 @@ def load_checkpoint(
     """
     checkpoint = load_torch(path, "checkpoint", state_dict=True)
     if "format" not in checkpoint:
+        if not all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+            from diffsens.data import PreparedData
+
+            prepared = set(checkpoint) == {f.name for f in dataclasses.fields(PreparedData)}
+            raise ValueError(
+                f"{os.fspath(path)!r} is "
+                + ("a prepared dataset" if prepared else f"a mapping of {sorted(checkpoint)}")
+                + ", not a checkpoint: give a diffsens checkpoint (results/train/.../"
+                "checkpoints/NAME.pt) or a state dict (torch.save(net.state_dict(), path))"
+            )
         if model is None or data_shape is None:
             raise ValueError(
                 f"checkpoint {os.fspath(path)!r} is a plain state_dict: it does not say which "
@@ -179,7 +199,6 @@ class _Run:
 
     def __init__(self, model_spec: dict, data: PreparedData, cfg: dict, seed: int, out: Path):
         self.cfg, self.seed, self.out = cfg, seed, out
-        self.state_dir = out / "state"
         self.device = pick_device(cfg["device"])
         shape = data.shape
         self.data_shape = shape.network
@@ -192,8 +211,10 @@ class _Run:
                 "training": cfg,
                 "seed": seed,
                 "device": self.device.type,  # random streams differ between CPU and CUDA
+                "code": code_digest(),
             }
         )
+        self.state_dir = out / "state" / digest(self.identity)[:16]
         torch.manual_seed(seed)
         self.model = build_spec(model_spec, **self.data_shape).to(self.device)
         self.conv_weights = [
@@ -247,7 +268,10 @@ class _Run:
     def restore(self) -> bool:
         """Continue from the saved state if it belongs to this very run; False to start afresh."""
         path = self.state_dir / "state.pt"
-        if not path.exists():
+        if not path.exists():  # what is published here, if anything, is another run's
+            self._note_other_states()
+            shutil.rmtree(self.out / "checkpoints", ignore_errors=True)
+            (self.out / "history.nc").unlink(missing_ok=True)
             return False
         try:
             state = load_torch(path, "training state")
@@ -255,10 +279,8 @@ class _Run:
                 load_torch(self._kept(name), "kept checkpoint")
         except (CorruptedFile, FileNotFoundError) as error:
             return self._discard(getattr(error, "problem", str(error)))
-        if state.get("identity") != self.identity:
-            saved = state.get("identity") or {}
-            changed = [k for k in self.identity if saved.get(k) != self.identity[k]]
-            return self._discard(f"it was made with another {' and '.join(changed)}")
+        if state.get("identity") != self.identity:  # a digest collision, or a state moved here
+            return self._discard("it was made for another run")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -278,6 +300,25 @@ class _Run:
             "finished" if self.finished else f"epoch {self.epoch} of {self.cfg['epochs']}",
         )
         return True
+
+    def _note_other_states(self) -> None:
+        """Say in the log why a training with states beside it starts afresh: what differs."""
+        others = sorted((self.out / "state").glob("*/state.pt"), key=os.path.getmtime)
+        if not others:
+            return
+        try:
+            saved = load_torch(others[-1], "training state").get("identity") or {}
+        except (CorruptedFile, FileNotFoundError):
+            saved = {}
+        changed = [k for k in self.identity if saved.get(k) != self.identity[k]] or ["settings"]
+        log.warning(
+            "starting afresh: the latest state beside, %s, was made with another %s; it is "
+            "kept (with %d other(s)): running with its settings again publishes it without "
+            "retraining; delete the state folders you no longer need",
+            others[-1].parent,
+            " and ".join(changed),
+            len(others) - 1,
+        )
 
     def _discard(self, why: str) -> bool:
         """Forget the saved state and what was published from it; training starts afresh."""

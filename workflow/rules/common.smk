@@ -23,7 +23,7 @@ USER_PATHS = [
 ]
 os.environ.update(PYTHONPATH=os.pathsep.join([SOURCE, *USER_PATHS]))
 
-from diffsens.config import Config, read_yaml, typed
+from diffsens.config import Config, command_line_config, read_yaml
 from diffsens.settings import displacement_count
 
 # The embedded default, unless a config file was given on the command line (--configfile);
@@ -35,8 +35,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-# Snakemake reads `--config` values nested in mappings as strings: give them their YAML types.
-update_config(config, typed(workflow.config_settings.config))
+# `--config KEY=VALUE` values read as YAML, as in a config file (Snakemake's own reading drops
+# quotes, "007" becoming 7, and leaves nested values strings).
+update_config(config, command_line_config(workflow.config_settings.config_args or []))
 # The options a job's advice must repeat for `snakemake --forcerun FILE` to mean this config.
 RERUN = [f"--configfile={path}" for path in workflow.overwrite_configfiles]
 if workflow.config_settings.config_args:
@@ -362,8 +363,9 @@ def train_runtime(wildcards, attempt):
     """Minutes for one training: every epoch up to the cap (docs/cluster.md)."""
     from diffsens.cost import minutes
 
-    job = job_costs().variant(wildcards.experiment, wildcards.variant)
-    return minutes(job["epochs"] * job["epoch_s"], attempt)
+    return minutes(
+        job_costs().training_s(wildcards.experiment, wildcards.variant), attempt
+    )
 
 
 def measure_runtime(wildcards, attempt):
@@ -372,6 +374,39 @@ def measure_runtime(wildcards, attempt):
 
     job = job_costs().variant(wildcards.experiment, wildcards.variant)
     return minutes(job["measurements"] * job["measure_s"], attempt)
+
+
+# On a cluster, short trainings share allocations: the SLURM profile puts up to a set number
+# of this group in one job (group-components), run one after another on its one GPU.
+SHORT_TRAININGS = "short_trainings"
+
+
+def train_group(wildcards):
+    """SHORT_TRAININGS for a training estimated at most SHORT_TRAINING_S, else none."""
+    from diffsens.cost import SHORT_TRAINING_S
+
+    seconds = job_costs().training_s(wildcards.experiment, wildcards.variant)
+    return SHORT_TRAININGS if seconds <= SHORT_TRAINING_S else None
+
+
+def cost_settings(wildcards=None):
+    """The projected cost of the run, one row per network (what `diffsens cost` prints)."""
+    from diffsens.cost import cost_line
+
+    table = job_costs().table()
+    return {"rows": table.to_dict("records"), "total": cost_line(table)}
+
+
+def calibrated_datasets():
+    """The datasets that some experiment trains on, each calibrated by one job."""
+    return sorted({CONFIG.dataset_of(e) for e in CONFIG.raw["experiments"]})
+
+
+def calibration_settings(wildcards):
+    """The networks trained on one dataset, with their batch sizes and its shape."""
+    from diffsens.cost import calibration_networks
+
+    return {"networks": calibration_networks(CONFIG, [wildcards.dataset])}
 
 
 def swept(experiment):
@@ -390,7 +425,11 @@ def final_outputs():
         for name in EXPERIMENT_FIGURES:
             if name != "temperatures" or swept(experiment):
                 outputs += [f.format(experiment=experiment) for f in figure_files(name)]
-    outputs += [f"{RESULTS}/summary.csv", f"{RESULTS}/claims.csv"]
+    outputs += [
+        f"{RESULTS}/summary.csv",
+        f"{RESULTS}/claims.csv",
+        f"{RESULTS}/cost.csv",
+    ]
     outputs += figure_files("claims", "")
     if CONFIG.theory[
         "networks"

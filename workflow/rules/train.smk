@@ -8,6 +8,8 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/{{variant}}/seed~{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/{{variant}}/seed~{{seed}}.tsv"
+    group:
+        train_group
     conda:
         "../../environment.yml"
     threads: 1

@@ -237,6 +237,12 @@ def _image_folder_shape(**settings) -> DataShape:
             )
     if (settings["mean"] is None) != (settings["std"] is None):
         raise ValueError("give both mean and std, or neither (computed from the training images)")
+    resize, crop = settings["resize"], settings["crop"]
+    if resize is not None and resize < crop:
+        raise ValueError(
+            f"crop {crop} is larger than resize {resize}: the centre crop would pad the resized "
+            f"images with constant borders; set resize to {crop} or more, or leave it unset"
+        )
     return DataShape(2, channels, settings["crop"], len(classes), n_train, n_test)
 
 
