@@ -184,7 +184,7 @@ def test_check_config(tmp_path, capsys):
         main(["check-config", str(tmp_path / "bad.yaml")])
 
 
-def test_a_plain_state_dict_is_measured_with_its_model_spec(trained, tmp_path):
+def test_a_plain_state_dict_is_measured_with_its_model_spec(trained, tmp_path, caplog, capsys):
     import torch
 
     from diffsens.data import PreparedData
@@ -220,6 +220,12 @@ def test_a_plain_state_dict_is_measured_with_its_model_spec(trained, tmp_path):
         assert cube.epoch.item() == -1 and cube.seed.item() == 3
         assert json.loads(cube.attrs["model"]) == spec
         assert json.loads(cube.attrs["training_dataset"])["name"] == "unknown"
+        # an untrained net is at chance (0.9 for 10 classes): loud in the log, the cube, show
+        assert wrong >= 0.81 and json.loads(cube.attrs["at_chance"]) == ["mine"]
+    assert f"checkpoint mine of {spec} has test error {wrong:.3f}" in caplog.text
+    assert "trained on other preprocessing?" in caplog.text
+    main(["show", str(out)])
+    assert "WARNING: checkpoint(s) ['mine'] are at chance" in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"is a plain state_dict: it does not say which network"):
         main(["measure", str(tmp_path / "weights.pt"), *arguments])
     with pytest.raises(

@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end on a tiny config: DAG, cubes, validation, incremental reruns."""
 
 import copy
+import functools
 import json
 import re
 import shutil
@@ -402,7 +403,10 @@ def test_a_device_this_machine_lacks_fails_before_any_job(tmp_path):
         "experiments.tiny.variants.b.training.device: device 'cuda' was asked for, but CUDA is "
         "not available here; use 'auto' or 'cpu'" in result.stderr
     ), result.stderr
-    assert not (tmp_path / "results").exists()
+    made = [p.name for p in (tmp_path / "results").iterdir()]
+    assert made == [
+        ".settings"
+    ]  # the jobs' settings files, written as the DAG is built: no job ran
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -445,6 +449,27 @@ def test_a_yaml_syntax_error_names_the_line(tmp_path):
         text=True,
     )
     assert checked.returncode != 0 and f"line {line + 1}, column" in checked.stderr
+
+
+def test_snakemakes_own_command_line_messages_and_their_fixes_are_as_documented(tmp_path):
+    """docs/reliability.md quotes what Snakemake says before diffsens sees anything, and the fix:
+    this keeps both true."""
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    rows = (REPO / "docs" / "reliability.md").read_text()
+    run = functools.partial(snakemake, tmp_path, None, "--dry-run", check=False)
+    dotted = run("--configfile", str(config), "--config", "analysis.bootstrap=60")
+    assert dotted.returncode != 0
+    assert "Config entry must start with a valid identifier" in dotted.stdout + dotted.stderr
+    assert "Config entry must start with a valid identifier" in rows
+    assert run("--configfile", str(config), "--config", "analysis={bootstrap: 60}").returncode == 0
+    target = "results/summary.csv"
+    after = run("--configfile", str(config), target)  # read as a second config file
+    assert after.returncode != 0
+    assert f"No such file or directory: '{target}'" in after.stdout + after.stderr
+    assert f"No such file or directory: '{target}'" in rows
+    fixed = run(f"--configfile={config}", target)
+    assert fixed.returncode == 0 and "rule summarise:" in fixed.stdout
 
 
 def test_command_line_overrides_keep_the_default_config_and_their_types(tmp_path):
@@ -639,3 +664,20 @@ def test_the_cost_table_is_what_the_cost_command_prints(tiny_run):
     assert list(table.network) == list(expected.network)
     np.testing.assert_allclose(table.gpu_hours, expected.gpu_hours)
     assert cost_line(expected) in (tiny_run / "results" / "cost.md").read_text()
+
+
+def test_a_results_tree_without_snakemake_records_reruns_what_its_settings_no_longer_match(
+    tiny_run, tmp_path
+):
+    """Settings travel with the results: a copied tree, or one whose .snakemake/ is gone."""
+    workdir = copy_of(tiny_run, tmp_path)
+    shutil.rmtree(workdir / ".snakemake")
+    assert planned_jobs(workdir, TINY) == set()  # made with these settings: nothing to redo
+    config = edited(lambda c: c["datasets"]["digits"].update(n_test=90))
+    planned = planned_jobs(workdir, config)
+    assert {job("prepare_data", dataset="digits")} | {
+        job(rule, experiment="tiny", variant=v, seed=0)
+        for rule in ("train", "measure")
+        for v in ("a", "b")
+    } <= planned
+    assert planned_jobs(workdir, TINY) == set()  # dry runs leave no trace: back, nothing to do

@@ -171,6 +171,9 @@ def measure_run(
     ]
     run["test_error"] = ("checkpoint", np.asarray(test_errors, dtype=np.float64))
     run.test_error.attrs = {"long_name": "test error of the checkpoint", "units": "1"}
+    run.attrs["at_chance"] = json.dumps(
+        _at_chance(loaded, test_errors, shape.num_classes, model or run_settings.model)
+    )
     if noisy is not None:
         errors = [_test_error(net, data, device, noisy.images) for net, _ in loaded.values()]
         run["noisy_test_error"] = ("checkpoint", np.asarray(errors, dtype=np.float64))
@@ -249,6 +252,34 @@ def _check_fit(model, probe, path) -> None:
             f"{tuple(probe.shape[1:])} ({type(error).__name__}: {error}); give data of the shape "
             "it was made for"
         ) from None
+
+
+AT_CHANCE = 0.9
+"""A trained checkpoint whose test error is at least this fraction of chance's (1 - 1/classes;
+1/2 for +1/-1 labels) is flagged: it does not work on the data it is measured on."""
+
+
+def _at_chance(loaded: dict, errors: list[float], num_classes: int, model) -> list[str]:
+    """The trained checkpoints (not ``init``, not epoch 0) at chance on these data, each warned
+    about in the log with the likely cause."""
+    chance = 1 - 1 / max(num_classes, 2)
+    flagged = [
+        name
+        for (name, (_, checkpoint)), error in zip(loaded.items(), errors, strict=True)
+        if name != "init" and checkpoint["epoch"] != 0 and error >= AT_CHANCE * chance
+    ]
+    for name in flagged:
+        log.warning(
+            "checkpoint %s of %s has test error %.3f on these data, chance being %.3f: its D, G "
+            "and R describe a network that does not work here. Was it trained on other "
+            "preprocessing? diffsens feeds it images normalised by the training set's "
+            "per-channel mean and standard deviation (docs/formats.md)",
+            name,
+            model,
+            errors[list(loaded).index(name)],
+            chance,
+        )
+    return flagged
 
 
 def _test_error(model, data: PreparedData, device, images=None) -> float:

@@ -57,7 +57,15 @@ def collect(
     for key in ("seed", "training_seed"):  # each run's own; the cube has a seed axis
         cube.attrs.pop(key, None)
     named = RunSettings(**{**vars(settings), "experiment": experiment, "variant": variant})
-    cube.attrs.update(named.to_attrs(), **software(), device=", ".join(devices))
+    at_chance = sorted(
+        {c for seed in seeds for c in json.loads(runs[seed].attrs.get("at_chance", "[]"))}
+    )
+    cube.attrs.update(
+        named.to_attrs(),
+        **software(),
+        device=", ".join(devices),
+        at_chance=json.dumps(at_chance),  # in any seed
+    )
     return cube
 
 
@@ -120,6 +128,12 @@ def summary(cube: xr.Dataset, delta: float = 1.0) -> str:
         lines.append(
             "test error (mean over seeds): "
             + ", ".join(f"{c}={float(error.sel(checkpoint=c)):.4f}" for c in cube.checkpoint.values)
+        )
+    at_chance = json.loads(cube.attrs.get("at_chance", "[]"))
+    if at_chance:
+        lines.append(
+            f"WARNING: checkpoint(s) {at_chance} are at chance on these data: their D, G and R "
+            "describe networks that do not work here (trained on other preprocessing?)"
         )
     sliced = at_delta(cube, delta)
     if "seed" in sliced.dims:

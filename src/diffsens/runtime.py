@@ -16,12 +16,17 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
     "claim_gpu",
     "describe_device",
+    "device_problem",
+    "made_stamp",
+    "mark_settings",
     "pick_device",
+    "settings_digest",
     "start_job",
     "terminal_progress",
     "tune_allocator",
@@ -170,7 +175,7 @@ def start_job(snakemake) -> None:
     )
     failed = []
     sys.excepthook = lambda kind, error, tb: failed.append(_report(kind, error, tb, inputs))
-    atexit.register(lambda: failed or _log_outputs(log, [Path(p) for p in snakemake.output]))
+    atexit.register(lambda: failed or _finish(log, snakemake))
 
 
 def terminal_progress(iterable, what: str, **options):
@@ -179,6 +184,45 @@ def terminal_progress(iterable, what: str, **options):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=what, disable=None, leave=False, dynamic_ncols=True, **options)
+
+
+def settings_digest(params: Mapping) -> str:
+    """The digest of a job's settings (its params, as Snakemake hands them on)."""
+    from diffsens.io import digest
+
+    return digest({str(name): value for name, value in params.items()})
+
+
+def made_stamp(settings_file: str | os.PathLike) -> Path:
+    """Where a job that succeeded records the digest of the settings it ran with."""
+    return Path(settings_file).with_suffix(".made")
+
+
+def mark_settings(settings_file: str | os.PathLike, expected: str) -> None:
+    """Write a job's settings file (``expected``, the digest of its settings now) and date it:
+    older than any output when the job last succeeded with these settings, so that nothing
+    reruns; now when it did not, so that Snakemake reruns the job (by modification time, which
+    needs no record of its own: a copied results tree, or one without ``.snakemake/``, reruns
+    what it was not made with)."""
+    from diffsens.io import write_atomically
+
+    path = Path(settings_file)
+    made = made_stamp(path)
+    fresh = made.is_file() and made.read_text() == expected
+    if not path.is_file() or path.read_text() != expected:
+        write_atomically(path, lambda partial: partial.write_text(expected))
+    os.utime(path, (0, 0) if fresh else None)
+
+
+def _finish(log: logging.Logger, snakemake) -> None:
+    """After a job that succeeded: log what it wrote, record the settings it ran with."""
+    from diffsens.io import write_atomically
+
+    _log_outputs(log, [Path(p) for p in snakemake.output])
+    settings_file = dict(snakemake.input.items()).get("settings")
+    if settings_file:
+        digest = settings_digest(dict(snakemake.params.items()))
+        write_atomically(made_stamp(settings_file), lambda partial: partial.write_text(digest))
 
 
 def _log_outputs(log: logging.Logger, outputs: list[Path]) -> None:

@@ -2,6 +2,7 @@
 rule spectra:
     input:
         checkpoints=spectra_inputs,
+        settings=settings_file("spectra"),
     output:
         spectra=FILTER_ENERGY,
     log:
@@ -21,6 +22,7 @@ rule spectra:
 rule fit_depth_laws:
     input:
         cubes=experiment_cubes,
+        settings=settings_file("fit_depth_laws"),
     output:
         fits=f"{FITS}.nc",
         table=report(
@@ -42,6 +44,8 @@ rule fit_depth_laws:
 
 
 rule theory:
+    input:
+        settings=settings_file("theory"),
     output:
         theory=f"{RESULTS}/theory/constant_filters.nc",
         table=report(
@@ -66,6 +70,7 @@ rule theory:
 rule summarise:
     input:
         unpack(summary_inputs),
+        settings=settings_file("summarise"),
     output:
         table=report(
             f"{RESULTS}/summary.csv",
@@ -90,6 +95,7 @@ rule summarise:
 rule claims:
     input:
         unpack(claims_inputs),
+        settings=settings_file("claims"),
     output:
         table=report(
             f"{RESULTS}/claims.csv",

@@ -1,6 +1,7 @@
 rule collect:
     input:
         runs=collect_inputs,
+        settings=settings_file("collect"),
     output:
         cube=CUBE,
     log:

@@ -24,6 +24,7 @@ USER_PATHS = [
 os.environ.update(PYTHONPATH=os.pathsep.join([SOURCE, *USER_PATHS]))
 
 from diffsens.config import Config, command_line_config, read_yaml
+from diffsens.runtime import mark_settings, settings_digest
 from diffsens.settings import displacement_count
 
 # The embedded default, unless a config file was given on the command line (--configfile);
@@ -76,6 +77,27 @@ wildcard_constraints:
     variant=NAME,
     dataset=NAME,
     seed=r"\d+",
+
+
+def settings_file(rule):
+    """The input function of a rule's settings file: a file per job holding the digest of the
+    job's settings (its params), dated so that the job reruns when it last succeeded with other
+    settings, or never did (`diffsens.runtime.mark_settings`). What a result was made with
+    travels with the results tree: without `.snakemake/`, or copied, it still reruns what its
+    settings no longer match."""
+
+    def path(wildcards):
+        parts = [f"{key}~{value}" for key, value in sorted(wildcards.items())] or [
+            "job"
+        ]
+        file = Path(RESULTS, ".settings", rule, *parts[:-1], f"{parts[-1]}.json")
+        if workflow.is_main_process:
+            params = workflow.get_rule(rule).params.items()
+            settings = {k: v(wildcards) if callable(v) else v for k, v in params}
+            mark_settings(file, settings_digest(settings))
+        return str(file)
+
+    return path
 
 
 def variants(experiment):

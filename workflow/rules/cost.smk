@@ -2,6 +2,8 @@
 # `snakemake calibration` times every network on the device the grid will use (on a cluster, a
 # short GPU job per dataset) and writes the table that the config's `calibration` key names.
 rule cost:
+    input:
+        settings=settings_file("cost"),
     output:
         table=report(
             f"{RESULTS}/cost.csv", caption="../report/cost.rst", category="Cost"
@@ -19,6 +21,8 @@ rule cost:
 
 
 rule calibrate:
+    input:
+        settings=settings_file("calibrate"),
     output:
         table=f"{RESULTS}/calibration/{{dataset}}.csv",
     log:
@@ -37,6 +41,7 @@ rule calibrate:
 rule calibration:
     input:
         tables=expand(rules.calibrate.output.table, dataset=calibrated_datasets()),
+        settings=settings_file("calibration"),
     output:
         table=f"{RESULTS}/calibration.csv",
     log:

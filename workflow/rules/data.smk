@@ -1,4 +1,6 @@
 rule prepare_data:
+    input:
+        settings=settings_file("prepare_data"),
     output:
         data=f"{RESULTS}/data/{{dataset}}.pt",
     log:

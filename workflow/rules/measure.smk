@@ -2,6 +2,7 @@ rule measure:
     input:
         checkpoints=CHECKPOINTS,
         data=dataset_file,
+        settings=settings_file("measure"),
     output:
         sensitivity=SENSITIVITY,
     log:

@@ -2,6 +2,7 @@
 rule plot_claims:
     input:
         table=rules.claims.output.table,
+        settings=settings_file("plot_claims"),
     output:
         figures=figure_output("claims", "claims", "Claims", ""),
     log:
@@ -21,6 +22,7 @@ rule plot_claims:
 rule plot_training:
     input:
         histories=experiment_histories,
+        settings=settings_file("plot_training"),
     output:
         figures=figure_output("training", "training", "Training curves"),
     log:
@@ -40,6 +42,7 @@ rule plot_training:
 rule plot_layerwise:
     input:
         cubes=experiment_cubes,
+        settings=settings_file("plot_layerwise"),
     output:
         figures=figure_output("layerwise", "layerwise", "Layer-wise sensitivities"),
     log:
@@ -59,6 +62,7 @@ rule plot_layerwise:
 rule plot_compare:
     input:
         cubes=experiment_cubes,
+        settings=settings_file("plot_compare"),
     output:
         figures=figure_output("compare", "compare", "Layer-wise sensitivities"),
     log:
@@ -78,6 +82,7 @@ rule plot_compare:
 rule plot_error_vs_sensitivity:
     input:
         cubes=experiment_cubes,
+        settings=settings_file("plot_error_vs_sensitivity"),
     output:
         figures=figure_output(
             "error_vs_sensitivity",
@@ -101,6 +106,7 @@ rule plot_error_vs_sensitivity:
 rule plot_spectra:
     input:
         spectra=experiment_spectra,
+        settings=settings_file("plot_spectra"),
     output:
         figures=figure_output("spectra", "spectra", "Spatial and channel pooling"),
     log:
@@ -121,6 +127,7 @@ rule plot_depth_laws:
     input:
         cubes=experiment_cubes,
         fits=f"{FITS}.nc",
+        settings=settings_file("plot_depth_laws"),
     output:
         figures=figure_output("depth_laws", "depth_laws", "Depth laws"),
     log:
@@ -140,6 +147,7 @@ rule plot_depth_laws:
 rule plot_theory:
     input:
         theory=rules.theory.output.theory,
+        settings=settings_file("plot_theory"),
     output:
         figures=figure_output("constant_filters", "theory", "Depth laws", ""),
     log:
@@ -157,6 +165,8 @@ rule plot_theory:
 
 
 rule plot_examples:
+    input:
+        settings=settings_file("plot_examples"),
     output:
         figures=figure_output("examples", "examples", "Depth laws", ""),
     log:
@@ -175,6 +185,7 @@ rule plot_examples:
 rule plot_temperatures:
     input:
         cubes=experiment_cubes,
+        settings=settings_file("plot_temperatures"),
     output:
         figures=figure_output(
             "temperatures", "temperatures", "Layer-wise sensitivities"

@@ -1,6 +1,7 @@
 rule train:
     input:
         data=dataset_file,
+        settings=settings_file("train"),
     output:
         checkpoints=directory(CHECKPOINTS),
         history=HISTORY,
