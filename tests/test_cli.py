@@ -280,7 +280,8 @@ def test_a_torchvision_model_is_trained_and_measured_on_your_own_images(trained,
     from diffsens.checkpoints import measure_run
     from tests.image_folder_fixture import write_image_folder
 
-    data = prepare("image_folder", root=str(write_image_folder(tmp_path / "images")), crop=16)
+    images = write_image_folder(tmp_path / "images")
+    data = prepare("image_folder", root=str(images), crop=16)
     data.save(tmp_path / "own.pt")
     spec = {"name": "torchvision:resnet18"}
     train(spec, data, {"epochs": 1, "batch_size": 4, "device": "cpu"}, tmp_path / "run")
@@ -291,6 +292,15 @@ def test_a_torchvision_model_is_trained_and_measured_on_your_own_images(trained,
     )
     assert run.layer.values[0] == "relu" and run.layer.values[-1] == "output"
     assert np.isfinite(run.R.values).all()
+    # the folder itself as --data: prepared for the checkpoint's network (16 px, RGB) as it was
+    # for its training, the same probes, the same data fingerprint
+    out = tmp_path / "folder.nc"
+    last = str(tmp_path / "run/checkpoints/last.pt")
+    options = ["--probes", "4", "--temperatures", "1", "--device", "cpu", "--out", str(out)]
+    main(["measure", last, "--data", str(images), *options])
+    with xr.open_dataset(out) as cube:
+        assert json.loads(cube.attrs["dataset"]) == data.describe()
+        np.testing.assert_allclose(cube.R.squeeze(), run.R.squeeze(), rtol=1e-5)
     digits = str(trained / "run/checkpoints/init.pt")  # trained on 1 x 28 x 28 digits
     with pytest.raises(SystemExit, match=r"cannot take the probes, of shape \(3, 16, 16\)"):
         main(

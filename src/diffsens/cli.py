@@ -122,8 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--data",
         required=True,
-        help="the probe set: a prepared dataset file (results/data/NAME.pt), or a dataset "
-        "source name prepared with its default settings",
+        help="the probe set: a prepared dataset file (results/data/NAME.pt), a folder of images "
+        "(train/ and test/ of class folders, prepared for the checkpoint's network), or a "
+        "dataset source name prepared with its default settings",
     )
     m.add_argument("--out", required=True, type=Path, help="the cube to write (.nc)")
     m.add_argument(
@@ -219,16 +220,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_data(text: str):
+def _load_data(text: str, checkpoint: Path):
+    """A prepared dataset file, a dataset source, or a folder of images (train/ and test/ of
+    class folders), prepared for the network of ``checkpoint``: its input size and channels and,
+    had it been trained on images of a folder, their resizing and normalisation."""
     from diffsens.data import DATASETS, PreparedData, prepare
+    from diffsens.io import load_torch
 
     if os.path.isfile(text):
         return PreparedData.load(text)
     if text in DATASETS:
         return prepare(text)
+    if os.path.isdir(text):
+        saved = load_torch(checkpoint, "checkpoint", state_dict=True)
+        settings = {}
+        if "data_shape" in saved:  # a diffsens checkpoint: the network's inputs
+            shape = saved["data_shape"]
+            settings = {"crop": shape["input_size"], "channels": shape["in_channels"]}
+            trained_on = saved["dataset"]["settings"]
+            if saved["dataset"]["name"] == "image_folder":
+                settings.update({k: trained_on[k] for k in ("resize", "mean", "std")})
+        return prepare("image_folder", root=text, **settings)
     raise FileNotFoundError(
-        f"--data: {text!r} is neither a file (no such file) nor a dataset source "
-        f"({', '.join(sorted(DATASETS))})"
+        f"--data: {text!r} is neither a file (no such file), a folder of images (train/ and "
+        f"test/ of class folders) nor a dataset source ({', '.join(sorted(DATASETS))})"
     )
 
 
@@ -248,7 +263,7 @@ def _measure(args) -> None:
     inputs = [Path(path).resolve() for _, path in args.checkpoints] + [Path(args.data).resolve()]
     if args.out.resolve() in inputs:
         raise ValueError(f"--out {args.out} is one of the inputs; choose another file")
-    data = _load_data(args.data)
+    data = _load_data(args.data, Path(args.checkpoints[0][1]))
     run = measure_run(
         dict(args.checkpoints),
         data,
