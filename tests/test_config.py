@@ -1,6 +1,7 @@
 """The workflow config as the library reads it: YAML, command-line overrides, checks."""
 
 import copy
+import math
 
 import pytest
 import yaml
@@ -291,6 +292,19 @@ def test_settings_that_would_measure_or_prepare_wrongly_are_refused_before_any_j
         "experiments.own.measure.cut (the default): images of 4 x 4 pixels have no smooth "
         "deformations at cut-off 3.0"
     )
+    # displacements that fold the images onto themselves: above n / (pi cut) px, or T_max
+    folding = copy.deepcopy(TINY)
+    folding["experiments"]["tiny"]["measure"].pop("temperatures", None)
+    folding["experiments"]["tiny"]["measure"]["deltas"] = [1, 28 / (3 * math.pi), 3.5]
+    with pytest.raises(SettingsError) as error:
+        Config(folding)
+    assert error.value.problems == [
+        "experiments.tiny.measure.deltas: [3.5] px exceed 2.97 px, the largest smooth one: they "
+        "would fold 28 x 28 images onto themselves (T_max = 0.01305)"
+    ]
+    folding["experiments"]["tiny"]["measure"] = {"temperatures": [0.001, 0.02], "probes": 20}
+    with pytest.raises(SettingsError, match=r"measure\.temperatures: \[0\.02\] are above T_max"):
+        Config(folding)
     # a measured epoch that a stop at zero loss may never reach
     broken = copy.deepcopy(TINY)
     broken["experiments"]["tiny"]["training"].update(stop_at_zero_loss=True, save_epochs=[2])

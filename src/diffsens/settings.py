@@ -186,6 +186,30 @@ def displacement_count(measure: Mapping) -> int:
     return values if isinstance(values, int) else len(values)
 
 
+def _fold_conflicts(measure: Mapping, n: int) -> list[tuple[str, str]]:
+    """Displacements that fold images of ``n`` pixels onto themselves (above T_max), or a cut
+    that leaves such images no smooth deformation at all."""
+    from diffsens.diffeo import temperature_range, typical_displacement
+
+    try:
+        T_max = temperature_range(n, measure["cut"])[1]
+    except ValueError as error:
+        return [("cut", str(error))]
+    largest = typical_displacement(T_max, measure["cut"], n)  # n / (pi cut)
+    fold = f"they would fold {n} x {n} images onto themselves (T_max = {T_max:.4g})"
+    if measure.get("deltas") is not None:
+        above = [d for d in measure["deltas"] if d > largest * (1 + 1e-9)]
+        if above:
+            return [
+                ("deltas", f"{above} px exceed {largest:.3g} px, the largest smooth one: {fold}")
+            ]
+    elif isinstance(measure.get("temperatures"), list):
+        above = [T for T in measure["temperatures"] if T > T_max * (1 + 1e-9)]
+        if above:
+            return [("temperatures", f"{above} are above T_max: {fold}")]
+    return []
+
+
 def given_conflicts(measure: Mapping) -> list[tuple[str, str]]:
     """``(key, problem)`` for measure settings given together that exclude each other (the
     defaults filled in, one of them would be silently ignored)."""
@@ -215,12 +239,7 @@ def measure_conflicts(
         if measure["deformation"] == "diffeo" and shape.dims != 2:
             found.append(("deformation", "'diffeo' needs images; use 'pixel_move' on 1-D data"))
         elif measure["deformation"] == "diffeo":
-            from diffsens.diffeo import temperature_range
-
-            try:
-                temperature_range(shape.input_size, measure["cut"])
-            except ValueError as error:
-                found.append(("cut", str(error)))
+            found += _fold_conflicts(measure, shape.input_size)
         if measure["block"] is not None and moves_in_blocks and shape.dims != 1:
             found.append(("block", "blocks of pixel moves apply to 1-D signals only"))
         if measure["deformation"] == "pixel_move" and not shape.sparse:
