@@ -315,3 +315,23 @@ def test_settings_that_would_measure_or_prepare_wrongly_are_refused_before_any_j
         "experiments.tiny.measure.checkpoints: ['epoch_2']: training.stop_at_zero_loss may end "
         "the training before these epochs; measure 'best' or 'last', or turn the stop off"
     }
+
+
+def test_schema_errors_do_not_hide_the_other_problems():
+    broken = copy.deepcopy(TINY)
+    broken["datasets"]["digits"]["chanels"] = 3  # unknown key: cut out, the rest checked
+    broken["experiments"]["tiny"]["training"]["lr"] = "fast"  # bad value: checked at its default
+    broken["experiments"]["tiny"]["model"]["widht"] = 8
+    broken["experiments"]["tiny"]["measure"]["probes"] = 500
+    with pytest.raises(SettingsError) as error:
+        Config(broken)
+    assert [p.split(":")[0] for p in error.value.problems] == [
+        "datasets.digits",
+        "experiments.tiny.training.lr",
+        "experiments.tiny.measure.probes",
+        "experiments.tiny.model.widht",
+    ]
+    broken["experiments"]["tiny"]["dataset"] = 7  # a required key refused: nothing more to check
+    with pytest.raises(SettingsError) as error:
+        Config(broken)
+    assert len(error.value.problems) == 3

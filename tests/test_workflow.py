@@ -410,7 +410,7 @@ def test_a_device_this_machine_lacks_fails_before_any_job(tmp_path):
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    """Schema errors first (nothing else can be trusted then), else every contradiction."""
+    """Schema errors first, then every contradiction found once the refused keys are cut out."""
 
     def output(change):
         result = snakemake(tmp_path, edited(change), "--dry-run", check=False)
@@ -429,6 +429,17 @@ def test_every_problem_is_reported_at_once(tmp_path):
     )
     assert "3 problem(s)" in text
     assert all(key in text for key in ("measure.probes", "model.widht", "training.save_epochs"))
+    # a typo in the dataset no longer hides the model's typo and the probes (a new user's case)
+    text = output(
+        lambda c: (
+            c["datasets"]["digits"].update(chanels=3),
+            tiny(c)["measure"].update(probes=500),
+            tiny(c)["model"].update(widht=8),
+        )
+    )
+    assert "3 problem(s)" in text and "'chanels' was unexpected" in text
+    assert "measure.probes: 500 probes, but the test set has 100 images" in text
+    assert "model.widht: model 'simple_cnn' has no option 'widht'" in text
 
 
 def test_a_yaml_syntax_error_names_the_line(tmp_path):

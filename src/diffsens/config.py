@@ -31,6 +31,7 @@ from diffsens.settings import (
     problems_in,
     schema,
     training_conflicts,
+    without_schema_errors,
 )
 
 __all__ = ["Config", "command_line_config", "read_yaml"]
@@ -142,7 +143,13 @@ class Config:
 
     def __init__(self, raw: Mapping, *, against_data: bool = True):
         problems = list(problems_in(raw, schema()))
-        if problems:  # the structure is broken: nothing below can be trusted
+        if problems:  # checked again without the refused keys, for every problem at once
+            cleaned = without_schema_errors(raw)
+            if cleaned is not None:
+                try:
+                    Config(cleaned, against_data=against_data)
+                except SettingsError as error:
+                    problems += [p for p in error.problems if p not in problems]
             raise SettingsError(problems)
         raw = with_grid_variants(json.loads(json.dumps(raw)))  # plain types, the config's order
         problems = list(problems_in(raw, schema()))  # of the variants the grids made

@@ -132,6 +132,32 @@ def problems_in(instance, schema_: dict, where: str = "") -> Iterator[str]:
             yield f"{path}: {value!r} is not a finite number"
 
 
+def without_schema_errors(instance):
+    """A copy of ``instance`` without the keys the schema refuses (unknown keys, bad values: their
+    defaults apply), so that the checks that need a sound structure can still run and report
+    their own problems beside the schema's; None if some error cannot be cut out that way."""
+    validator = jsonschema.Draft202012Validator(schema())
+    cleaned = json.loads(json.dumps(instance))
+    for error in validator.iter_errors(instance):
+        *parents, key = list(error.absolute_path) or [None]
+        node = cleaned
+        try:
+            for part in parents:
+                node = node[part]
+            target = node if key is None else node[key]
+        except (KeyError, IndexError, TypeError):  # already cut out with a parent
+            continue
+        if error.validator == "additionalProperties":
+            known = error.schema.get("properties", {})
+            for extra in [k for k in target if k not in known]:
+                del target[extra]
+        elif isinstance(node, dict) and isinstance(key, str):
+            node.pop(key, None)
+        else:
+            return None
+    return cleaned if validator.is_valid(cleaned) else None
+
+
 def conflicts(group_name: str, resolved: Mapping) -> list[tuple[str, str]]:
     """``(key, problem)`` for each contradiction between keys of one resolved group."""
     found = []
