@@ -381,3 +381,20 @@ def test_claims_refuse_a_ceiling_that_is_not_an_error_rate(trained, capsys, ceil
     assert "is not an error rate: expected a fraction in (0, 1], e.g. 0.1 for 10%" in (
         capsys.readouterr().err
     )
+
+
+def test_the_workflow_s_resolved_measure_settings_with_deltas_are_measured(trained):
+    """A workflow job hands on every measure setting, defaults included: temperatures beside
+    deltas is then no conflict (only options given together on the command line are)."""
+    from diffsens.checkpoints import measure_run
+    from diffsens.data import PreparedData
+    from diffsens.settings import resolve
+
+    resolved = resolve("measure", {"deltas": [1.0], "probes": 8, "device": "cpu"})
+    assert resolved["temperatures"] is not None
+    run = measure_run(
+        {"init": trained / "run" / "checkpoints" / "init.pt"},
+        PreparedData.load(trained / "digits.pt"),
+        {k: v for k, v in resolved.items() if k != "checkpoints"},
+    )
+    assert run.sizes["temperature"] == 1

@@ -28,7 +28,7 @@ from diffsens.pooling import shuffle_channels
 from diffsens.provenance import RunSettings
 from diffsens.runtime import describe_device, pick_device, terminal_progress
 from diffsens.sensitivity import measure
-from diffsens.settings import SettingsError, given_conflicts, measure_conflicts, resolve
+from diffsens.settings import SettingsError, measure_conflicts, resolve
 from diffsens.train import evaluate, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ def measure_run(
     given = {key: value for key, value in (settings or {}).items() if key != "checkpoints"}
     cfg = {**resolve("measure", given), "checkpoints": list(checkpoints)}  # any names here
     shape = data.shape
-    problems = [
-        f"{key}: {problem}"
-        for key, problem in [*given_conflicts(given), *measure_conflicts(cfg, shape)]
-    ]
+    problems = [f"{key}: {problem}" for key, problem in measure_conflicts(cfg, shape)]
     paths = [Path(path).resolve() for path in checkpoints.values()]
     if len(set(paths)) < len(paths):
         problems.append(f"checkpoints: the same file is given twice ({dict(checkpoints)})")

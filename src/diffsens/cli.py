@@ -253,6 +253,9 @@ def _measure(args) -> None:
 
     group = settings.group("measure")["properties"]
     values = {key: value for key, value in vars(args).items() if key in group}
+    given = settings.given_conflicts(values)  # only the options given: the defaults come later
+    if given:
+        raise settings.SettingsError([f"{key}: {problem}" for key, problem in given])
     for key, spec in group.items():
         if "oneOf" in spec and key in values:
             values[key] = _one_of(values[key], spec)

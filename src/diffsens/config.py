@@ -145,7 +145,7 @@ class Config:
         problems = list(problems_in(raw, schema()))
         if problems:  # checked again without the refused keys, for every problem at once
             cleaned = without_schema_errors(raw)
-            if cleaned is not None:
+            if cleaned is not None and not list(problems_in(cleaned, schema())):
                 try:
                     Config(cleaned, against_data=against_data)
                 except SettingsError as error:
