@@ -1,6 +1,9 @@
 """What a config costs: counts by hand-checkable rules, seconds from a calibration or the
 conservative model, and the paper grid within its budget."""
 
+import logging
+
+import pandas as pd
 import pytest
 
 from diffsens.cli import main
@@ -10,13 +13,17 @@ from diffsens.cost import (
     SHORT_TRAINING_S,
     Costs,
     calibration_networks,
+    cost_line,
+    data_mb,
     estimate_cost,
     forward_flops,
+    memory_mb,
     read_calibration,
 )
+from diffsens.data import DataShape
 from diffsens.io import CorruptedFile
 from diffsens.settings import SettingsError
-from tests.workflow_helpers import REPO, variant_count
+from tests.workflow_helpers import REPO, job, planned_jobs, snakemake, variant_count
 
 CONFIG = {
     "datasets": {"digits": {"source": "mnist5k"}},  # 4000 train, 1000 test, 1 x 28 x 28
@@ -55,10 +62,13 @@ def test_counts_follow_the_config():
 
 def test_seconds_come_from_a_calibration_where_it_has_the_network(tmp_path):
     path = tmp_path / "calibration.csv"
-    path.write_text("network,train_image_s,inference_image_s\ndigits:fc2,0.001,0.0002\n")
+    path.write_text(
+        "network,train_image_s,inference_image_s,device\ndigits:fc2,0.001,0.0002,NVIDIA H100\n"
+    )
     table = estimate_cost(Config(CONFIG), read_calibration(path)).set_index("network")
     row = table.loc[FC2]
-    assert row.source == "calibrated" and table.loc["digits:fc4", "source"] == "model"
+    assert row.source == "calibrated on NVIDIA H100"
+    assert table.loc["digits:fc4", "source"] == "model"
     assert row.epoch_s == pytest.approx(4000 * 0.001 + 1000 * 0.0002)
     assert row.measure_s == pytest.approx(50 * (1 + 2 * 2) * 0.0002)  # clean, then D and G per δ
     assert row.gpu_hours == pytest.approx((42 * row.epoch_s + 18 * row.measure_s) / 3600)
@@ -111,17 +121,23 @@ def test_the_command_prints_the_table_and_refuses_a_bad_calibration(tmp_path, ca
         main(["cost", str(config), "--calibration", str(bad)])
 
 
-def test_a_calibration_measured_here_replaces_the_model(tmp_path, capsys):
+def test_a_calibration_measured_here_replaces_the_model(tmp_path, capsys, caplog):
     config = tmp_path / "config.yaml"
     config.write_text(__import__("yaml").safe_dump(CONFIG))
     table = tmp_path / "calibration.csv"
-    main(["calibrate", str(config), "--out", str(table), "--device", "cpu", "--steps", "3"])
+    with caplog.at_level(logging.WARNING):
+        main(["calibrate", str(config), "--out", str(table), "--device", "cpu", "--steps", "3"])
     assert "wrote" in capsys.readouterr().out
+    assert "timing 3 steps per network leaves the table to the noise" in caplog.text
     calibration = read_calibration(table)
     assert set(calibration) == {FC2, "digits:fc4"}
-    assert all(v > 0 for row in calibration.values() for v in row.values())
-    costs = estimate_cost(Config(CONFIG), calibration).set_index("network")
-    assert set(costs.source) == {"calibrated"}
+    for row in calibration.values():
+        assert row["train_image_s"] > 0 and row["inference_image_s"] > 0
+        assert row["device"] == "cpu"
+    costs = estimate_cost(Config(CONFIG), calibration)
+    assert "a CPU's seconds stand for a GPU's here" in cost_line(costs)
+    costs = costs.set_index("network")
+    assert set(costs.source) == {"calibrated on cpu"}
     per_image = calibration[FC2]
     expected = 4000 * per_image["train_image_s"] + 1000 * per_image["inference_image_s"]
     assert costs.loc[FC2, "epoch_s"] == pytest.approx(expected)
@@ -156,8 +172,40 @@ def test_short_trainings_are_the_ones_estimated_under_the_limit():
     assert costs.training_s("e", "b") < SHORT_TRAINING_S  # fc2 on 4000 digits, 10 epochs
 
 
+def test_memory_follows_the_data_and_the_attempt():
+    cifar = DataShape(
+        dims=2, in_channels=3, input_size=32, num_classes=10, n_train=50000, n_test=10000
+    )
+    assert data_mb(cifar) == pytest.approx(4 * 60000 * 3 * 32 * 32 / 1e6)  # 737.28 MB
+    assert memory_mb(data_mb(cifar)) == 6212  # 4000 + 3 x 737.28, rounded up
+    assert memory_mb(data_mb(cifar), attempt=2) == 2 * 6212
+    job = Costs(Config(CONFIG)).variant("e", "a")
+    assert job["data_mb"] == pytest.approx(4 * 5000 * 28 * 28 / 1e6)  # 4000 + 1000 digits
+
+
+def test_small_costs_keep_two_digits_and_large_ones_one_decimal():
+    def line(*hours):
+        rows = [{"gpu_hours": h, "source": "model"} for h in hours]
+        return cost_line(pd.DataFrame(rows))
+
+    assert line(0.01, 0.0123).startswith("0.022 GPU-hours")  # not a bare 0.0
+    assert line(0.5, 0.7).startswith("1.2 GPU-hours")
+    assert line(300.04, 45.0).startswith("345.0 GPU-hours")
+
+
 def test_a_missing_calibration_table_is_a_config_error(tmp_path):
     missing = tmp_path / "calibration.csv"
     with pytest.raises(SettingsError, match=r"calibration: no file .*snakemake calibration"):
         Config({**CONFIG, "calibration": str(missing)})
     Config({**CONFIG, "calibration": str(missing)}, against_data=False)  # a job's re-read
+
+
+def test_the_workflow_makes_a_missing_calibration_and_refuses_other_runs_without_it(tmp_path):
+    config = {**CONFIG, "calibration": "results/calibration.csv"}
+    planned = planned_jobs(tmp_path, config, "calibration")  # the table the config names
+    assert planned == {job("calibrate", dataset="digits"), job("calibration")}
+    refused = snakemake(tmp_path, config, "--dry-run", check=False)
+    assert refused.returncode != 0 and not (tmp_path / "results" / "train").exists()
+    said = refused.stdout + refused.stderr
+    assert "calibration: no file 'results/calibration.csv'" in said
+    assert "`snakemake calibration`" in said

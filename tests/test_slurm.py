@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from diffsens.config import Config
-from diffsens.cost import Costs, minutes, read_calibration
+from diffsens.cost import Costs, cost_line, memory_mb, minutes, read_calibration
 from tests.slurm_cluster import slurm_cluster, unavailable
 from tests.workflow_helpers import REPO, snakemake
 
@@ -91,12 +91,13 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
         "5",
     )
     env = {"PYTHONPATH": str(site)}
-    # first the calibration, timed in a SLURM job; then the run, its time limits from it
-    snakemake(tmp_path, CONFIG, "calibration", *options, env=env)
+    # first the calibration, timed in a SLURM job, though the config names its table already;
+    # then the run, its time limits from it
+    config = {**CONFIG, "calibration": "results/calibration.csv"}
+    snakemake(tmp_path, config, "calibration", *options, env=env)
     calibration = read_calibration(tmp_path / "results" / "calibration.csv")
     assert len(calibration) == 2  # both networks, the user's own included
-    assert all(seconds > 0 for row in calibration.values() for seconds in row.values())
-    config = {**CONFIG, "calibration": "results/calibration.csv"}
+    assert all(row["train_image_s"] > 0 < row["inference_image_s"] for row in calibration.values())
     run = snakemake(
         tmp_path,
         config,
@@ -105,8 +106,7 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
         env=env,
     )
     costs = Costs(Config(config, against_data=False), calibration)
-    total = costs.table().gpu_hours.sum()
-    assert f"this run costs {total:.1f} GPU-hours" in run.stderr  # printed as the run starts
+    assert f"this run costs {cost_line(costs.table())}" in run.stderr  # as the run starts
     with xr.open_dataset(tmp_path / "results" / "cubes" / "tiny" / "a.nc") as cube:
         assert dict(cube.sizes) == {
             "seed": 1,
@@ -132,3 +132,9 @@ def test_tiny_config_runs_through_the_slurm_profile(cluster, tmp_path):
     # (twice its epochs' seconds plus 10 minutes)
     limit = sum(minutes(costs.training_s("tiny", v)) for v in ("a", "own"))
     assert by_rule["short_trainings"][0]["TimeLimit"] == f"00:{limit:02d}:00", listing
+    # memory from the data: 4 GB plus three copies of the dataset, the same for every job here
+    memory = memory_mb(costs.variant("tiny", "a")["data_mb"])
+    assert memory > 4000
+    for submitted in by_rule.values():
+        for fields in submitted:
+            assert fields["MinMemoryNode"] == f"{memory}M", listing

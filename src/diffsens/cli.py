@@ -23,6 +23,7 @@ import jsonschema
 import yaml
 
 from diffsens import settings
+from diffsens.cost import CALIBRATION_STEPS
 
 __all__ = ["main"]
 
@@ -210,7 +211,10 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     b.add_argument(
-        "--steps", type=int, default=100, help="training steps timed per network (default: 100)"
+        "--steps",
+        type=int,
+        default=CALIBRATION_STEPS,
+        help="training steps timed per network (default: %(default)s)",
     )
 
     c = commands.add_parser(

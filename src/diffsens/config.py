@@ -139,15 +139,17 @@ class Config:
     ``theory`` and ``figures`` the top-level sections, defaults filled in throughout.
     ``against_data=False`` skips what needs the data's shapes and the networks (and torch): for
     the processes that run single jobs of a config already checked whole.
+    ``calibration_made=False`` accepts that the calibration table is not made yet (the workflow,
+    whose ``calibration`` target makes it, asks :meth:`calibration_problem` where it needs it).
     """
 
-    def __init__(self, raw: Mapping, *, against_data: bool = True):
+    def __init__(self, raw: Mapping, *, against_data: bool = True, calibration_made: bool = True):
         problems = list(problems_in(raw, schema()))
         if problems:  # checked again without the refused keys, for every problem at once
             cleaned = without_schema_errors(raw)
             if cleaned is not None and not list(problems_in(cleaned, schema())):
                 try:
-                    Config(cleaned, against_data=against_data)
+                    Config(cleaned, against_data=against_data, calibration_made=calibration_made)
                 except SettingsError as error:
                     problems += [p for p in error.problems if p not in problems]
             raise SettingsError(problems)
@@ -158,12 +160,8 @@ class Config:
         self.raw = raw
         top = {**defaults(schema()), **self.raw}
         self.results, self.calibration = top["results"], top["calibration"]
-        if against_data and self.calibration and not os.path.isfile(self.calibration):
-            problems.append(
-                f"calibration: no file {self.calibration!r}; make the table with `snakemake "
-                "calibration` or `diffsens calibrate CONFIG --out TABLE` (docs/cluster.md), or "
-                "set null for the conservative model"
-            )
+        if against_data and calibration_made and self.calibration_problem():
+            problems.append(self.calibration_problem())
         self.analysis = self._section("analysis")
         self.theory = self._section("theory")
         problems += [
@@ -237,6 +235,16 @@ class Config:
     def variant(self, experiment: str, variant: str) -> dict:
         """``{"model", "training", "measure"}`` of one variant, complete and canonical."""
         return self._variants[experiment, variant]
+
+    def calibration_problem(self) -> str | None:
+        """What is wrong with the ``calibration`` setting: a table that does not exist yet."""
+        if self.calibration and not os.path.isfile(self.calibration):
+            return (
+                f"calibration: no file {self.calibration!r}; make the table with `snakemake "
+                "calibration` or `diffsens calibrate CONFIG --out TABLE` (docs/cluster.md), or "
+                "set null for the conservative model"
+            )
+        return None
 
     def _section(self, name: str) -> dict:
         return canonical({**defaults(name), **self.raw.get(name, {})})

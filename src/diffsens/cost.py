@@ -17,6 +17,7 @@ A network's FLOPs are counted by running it once on PyTorch's meta device: nothi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Collection, Mapping
 
@@ -26,8 +27,11 @@ from diffsens.config import Config
 from diffsens.io import read_table
 from diffsens.settings import displacement_count
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "CALIBRATION_COLUMNS",
+    "CALIBRATION_STEPS",
     "CONSERVATIVE",
     "SHORT_TRAINING_S",
     "Costs",
@@ -35,8 +39,10 @@ __all__ = [
     "calibration_networks",
     "cost_line",
     "cost_markdown",
+    "data_mb",
     "estimate_cost",
     "forward_flops",
+    "memory_mb",
     "minutes",
     "network_name",
     "read_calibration",
@@ -51,9 +57,19 @@ SHORT_TRAINING_S = 15 * 60
 """Trainings estimated at most this long (every epoch up to the cap) are short: on a cluster
 several of them share one allocation, one after another, instead of queueing one by one."""
 
-CALIBRATION_COLUMNS = {"network": str, "train_image_s": float, "inference_image_s": float}
+CALIBRATION_COLUMNS = {
+    "network": str,
+    "train_image_s": float,
+    "inference_image_s": float,
+    "device": str,
+}
 """A calibration table: per network, the seconds of one training image (at the batch size it
-was timed with) and of one inference image."""
+was timed with) and of one inference image, and the device that took them."""
+
+CALIBRATION_STEPS = 200
+"""Training steps (and as many inference batches) timed per network: seconds on a GPU."""
+RELIABLE_STEPS = 20
+"""Fewer timed steps than this leave a calibration to the noise of the first kernels."""
 
 
 def network_name(dataset: str, model: Mapping) -> str:
@@ -61,6 +77,14 @@ def network_name(dataset: str, model: Mapping) -> str:
     options = {key: value for key, value in model.items() if key != "name"}
     text = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
     return f"{dataset}:{model['name']}" + (f"({text})" if text else "")
+
+
+def data_mb(shape) -> float:
+    """Megabytes of a prepared dataset of ``shape`` (a ``DataShape``) in memory: every train
+    and test image in float32, as training and measurement jobs load it."""
+    return (
+        4 * (shape.n_train + shape.n_test) * shape.in_channels * shape.input_size**shape.dims / 1e6
+    )
 
 
 def forward_flops(model: Mapping, shape) -> float:
@@ -116,7 +140,9 @@ class Costs:
         displacements = displacement_count(measure)
         return {
             "network": name,
-            "source": "calibrated" if name in self.calibration else "model",
+            "source": f"calibrated on {per_image['device']}"
+            if name in self.calibration
+            else "model",
             "epoch_s": (shape.n_train - training["validation"]) * per_image["train_image_s"]
             + (shape.n_test + training["validation"]) * per_image["inference_image_s"],
             "epochs": training["epochs"],
@@ -124,12 +150,13 @@ class Costs:
             * (1 + 2 * displacements)
             * per_image["inference_image_s"],
             "measurements": len(measure["checkpoints"]) * len(measure["conditions"]),
+            "data_mb": data_mb(shape),
         }
 
     def table(self) -> pd.DataFrame:
         """One row per network: trainings, epochs, measurements, the seconds of an epoch and of
-        a measurement (of its first variant), their source (``calibrated`` or ``model``) and
-        the GPU-hours of all of its work."""
+        a measurement (of its first variant), their source (``calibrated on DEVICE`` or
+        ``model``) and the GPU-hours of all of its work."""
         rows: dict[str, dict] = {}
         for experiment in self.config.raw["experiments"]:
             seeds = len(self.config.seeds(experiment))
@@ -190,17 +217,28 @@ def calibration_networks(config: Config, datasets: Collection[str] = ()) -> dict
 
 
 def calibrate(
-    networks: Mapping[str, Mapping], device: str = "auto", steps: int = 100
+    networks: Mapping[str, Mapping], device: str = "auto", steps: int = CALIBRATION_STEPS
 ) -> pd.DataFrame:
     """A calibration table (:data:`CALIBRATION_COLUMNS`) measured here: for each of
     ``networks`` (:func:`calibration_networks`), the seconds of ``steps`` bare training steps
     (forward, loss, backward, SGD) at its batch size and of as many inference batches, on random
     inputs of its data's shape, after a few unmeasured steps. Per image, so that other set
     sizes scale."""
+    import torch
+
     from diffsens.data import DataShape
     from diffsens.runtime import pick_device
 
     place = pick_device(device)
+    if steps < RELIABLE_STEPS:
+        logger.warning(
+            "timing %d steps per network leaves the table to the noise of the first kernels; "
+            "time at least %d (the default is %d)",
+            steps,
+            RELIABLE_STEPS,
+            CALIBRATION_STEPS,
+        )
+    named = torch.cuda.get_device_name(place) if place.type == "cuda" else place.type
     rows = []
     for name, network in networks.items():
         batch = network["batch_size"]
@@ -211,6 +249,7 @@ def calibrate(
                 "network": name,
                 "train_image_s": train_s / batch,
                 "inference_image_s": inference_s / batch,
+                "device": named,
             }
         )
     return pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
@@ -277,6 +316,13 @@ def minutes(seconds: float, attempt: int = 1) -> int:
     return math.ceil((2 * seconds + 600) / 60) * attempt
 
 
+def memory_mb(data_mb: float, attempt: int = 1) -> int:
+    """A job's host memory: 4 GB for Python, PyTorch and CUDA's libraries, plus three copies of
+    its dataset (the loaded file, the training split, its pinned copy for the GPU), times the
+    attempt (a retry of a job that ran out of memory asks for more)."""
+    return math.ceil(4000 + 3 * data_mb) * attempt
+
+
 def _modelled(flops: float, batch_size: int) -> dict[str, float]:
     """Seconds per training and per inference image under :data:`CONSERVATIVE`."""
     rate = CONSERVATIVE["flops_per_second"]
@@ -296,12 +342,12 @@ def cost_markdown(table: pd.DataFrame) -> str:
     for r in table.itertuples(index=False):
         lines.append(
             f"| `{r.network}` | {r.trainings} | {r.epochs} | {r.measurements} | "
-            f"{r.epoch_s:.3g} | {r.measure_s:.3g} | {r.source} | {r.gpu_hours:.2f} |"
+            f"{r.epoch_s:.3g} | {r.measure_s:.3g} | {r.source} | {_hours(r.gpu_hours)} |"
         )
     sources = " and ".join(sorted(set(table.source)))
     lines.append(
         f"| **total** | {table.trainings.sum()} | {table.epochs.sum()} | "
-        f"{table.measurements.sum()} | | | {sources} | {table.gpu_hours.sum():.1f} |"
+        f"{table.measurements.sum()} | | | {sources} | {_hours(table.gpu_hours.sum())} |"
     )
     return "\n".join(lines) + "\n"
 
@@ -310,7 +356,13 @@ def cost_line(table: pd.DataFrame) -> str:
     """The total in one sentence, saying where its seconds come from."""
     sources = sorted(set(table.source))
     return (
-        f"{table.gpu_hours.sum():.1f} GPU-hours at most (epochs at their caps), seconds from "
+        f"{_hours(table.gpu_hours.sum())} GPU-hours at most (epochs at their caps), seconds from "
         + " and ".join(sources)
         + (" (the conservative model: docs/cluster.md)" if "model" in sources else "")
+        + ("; a CPU's seconds stand for a GPU's here" if "calibrated on cpu" in sources else "")
     )
+
+
+def _hours(hours: float) -> str:
+    """Hours to one decimal, or to two significant digits below one hour (never a bare 0.0)."""
+    return f"{hours:.1f}" if hours >= 1 else f"{hours:.2g}"

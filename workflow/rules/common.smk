@@ -25,7 +25,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join([SOURCE, *USER_PATHS]))
 
 from diffsens.config import Config, command_line_config, read_yaml
 from diffsens.runtime import mark_settings, settings_digest
-from diffsens.settings import displacement_count
+from diffsens.settings import SettingsError, displacement_count
 
 # The embedded default, unless a config file was given on the command line (--configfile);
 # `--config KEY=VALUE` alone edits the default. A YAML error names its line (Snakemake's own
@@ -45,8 +45,10 @@ if workflow.config_settings.config_args:
     RERUN += ["--config", *workflow.config_settings.config_args]
 os.environ.update(DIFFSENS_RERUN_OPTIONS=shlex.join(RERUN))
 # Checked whole by the process that builds the DAG; a process running one of its jobs (on a
-# cluster node, say) re-reads it without building every network again.
-CONFIG = Config(config, against_data=workflow.is_main_process)
+# cluster node, say) re-reads it without building every network again. The calibration table
+# the config names may be missing until `snakemake calibration` makes it: only the jobs whose
+# time limits come from it (job_costs) need it.
+CONFIG = Config(config, against_data=workflow.is_main_process, calibration_made=False)
 
 RESULTS = CONFIG.results
 NAME = r"[A-Za-z0-9_.\-]+"  # dataset, experiment and variant names (the schema checks them too)
@@ -377,6 +379,8 @@ def job_costs():
     """
     from diffsens.cost import Costs, read_calibration
 
+    if CONFIG.calibration_problem():
+        raise SettingsError([CONFIG.calibration_problem()])
     path = CONFIG.calibration
     return Costs(CONFIG, read_calibration(path) if path else None)
 
@@ -398,6 +402,21 @@ def measure_runtime(wildcards, attempt):
     return minutes(job["measurements"] * job["measure_s"], attempt)
 
 
+def job_memory(wildcards, attempt):
+    """Megabytes of host memory for one training or measurement: its dataset's size."""
+    from diffsens.cost import memory_mb
+
+    job = job_costs().variant(wildcards.experiment, wildcards.variant)
+    return memory_mb(job["data_mb"], attempt)
+
+
+def calibration_memory(wildcards, attempt):
+    """Megabytes of host memory for calibrating on one dataset (random inputs of its shape)."""
+    from diffsens.cost import data_mb, memory_mb
+
+    return memory_mb(data_mb(CONFIG.shape(wildcards.dataset)), attempt)
+
+
 # On a cluster, short trainings share allocations: the SLURM profile puts up to a set number
 # of this group in one job (group-components), run one after another on its one GPU.
 SHORT_TRAININGS = "short_trainings"
@@ -417,6 +436,16 @@ def cost_settings(wildcards=None):
 
     table = job_costs().table()
     return {"rows": table.to_dict("records"), "total": cost_line(table)}
+
+
+def log_cost():
+    """Say what the run costs, or that the calibration it is costed from is still to make."""
+    problem = CONFIG.calibration_problem()
+    logger.info(
+        f"diffsens: {problem}"
+        if problem
+        else f"diffsens: this run costs {cost_settings()['total']}"
+    )
 
 
 def calibrated_datasets():

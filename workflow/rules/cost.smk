@@ -32,6 +32,7 @@ rule calibrate:
     threads: 1
     resources:
         gpu=LOCAL_GPU,
+        mem_mb=calibration_memory,
     params:
         settings=calibration_settings,
     script:

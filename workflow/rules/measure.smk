@@ -15,6 +15,7 @@ rule measure:
     resources:
         gpu=LOCAL_GPU,
         runtime=measure_runtime,
+        mem_mb=job_memory,
     params:
         settings=measure_settings,
         upstream=upstream_of_measure,

@@ -17,6 +17,7 @@ rule train:
     resources:
         gpu=LOCAL_GPU,
         runtime=train_runtime,
+        mem_mb=job_memory,
     params:
         settings=train_settings,
         upstream=upstream_of_train,
