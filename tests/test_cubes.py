@@ -6,7 +6,7 @@ import torch
 
 from diffsens.checkpoints import measure_run
 from diffsens.config import Config
-from diffsens.cubes import collect
+from diffsens.cubes import collect, layer_names, summary
 from diffsens.data import add_noise, prepare, probe_set
 from diffsens.provenance import RunSettings
 from diffsens.sensitivity import measure
@@ -58,6 +58,16 @@ def test_collect_stacks_seeds_and_names_the_variant(runs):
     settings = RunSettings.from_attrs(cube.attrs)
     assert (settings.experiment, settings.variant) == ("moves", "net")
     assert settings.training["loss"] == "hinge" and settings.model["dim"] == 1
+
+
+def test_cubes_keep_readable_layer_names_which_summaries_show(runs):
+    cube = collect(runs, experiment="moves", variant="net")
+    assert list(cube.label.values) == list(cube.layer.values)  # simple_cnn's paths read well
+    renamed = cube.assign_coords(label=("layer", [f"point{k}" for k in cube.depth.values]))
+    assert layer_names(renamed) == [f"point{k}" for k in cube.depth.values]
+    assert "point1" in summary(renamed) and "point1" not in summary(cube)
+    unlabelled = cube.drop_vars("label")  # a cube measured before labels: its paths
+    assert layer_names(unlabelled) == [str(name) for name in cube.layer.values]
 
 
 def test_collect_refuses_seeds_made_otherwise(runs):

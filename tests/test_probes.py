@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffsens.probes import OUTPUT, Probe, evaluating, list_layers
+from diffsens.probes import OUTPUT, Probe, evaluating, layer_labels, list_layers
 
 
 def net(inplace=True):
@@ -67,7 +67,10 @@ def test_list_layers_in_depth_order_without_shared_modules(caplog):
     assert list_layers(net(), example, kinds=("conv", "norm")) == ["0", "2", "3"]
     with caplog.at_level(logging.WARNING, logger="diffsens.probes"):
         assert list_layers(Shared(), torch.randn(1, 4), kinds=("all",)) == ["lin"]
-    assert "run more than once per pass: ['act']" in caplog.text  # said, not silently dropped
+    # said, naming the model, not silently dropped
+    assert "Shared: left out of the probe points, as they run more than once per pass: ['act']" in (
+        caplog.text
+    )
     with pytest.raises(ValueError, match="kinds must be some of"):
         list_layers(net(), example, kinds=("relu",))
 
@@ -87,6 +90,24 @@ def test_default_probe_points_of_torchvision_resnet18_are_blocks_and_activations
     with Probe(model, ["relu", *blocks]) as probe, torch.no_grad():
         recorded = probe(example)  # every default point runs once, so the probe accepts it
     assert list(recorded) == ["relu", *blocks]
+
+
+def test_numbered_layers_are_labelled_by_kind_and_rank_named_ones_keep_their_names():
+    """In ``net()`` the ReLUs sit at positions 1 and 4, the convolutions at 0 and 2."""
+    model = net()
+    assert layer_labels(model, ["1", "4", "2", "6", OUTPUT]) == [
+        "relu1",
+        "relu2",
+        "conv2",
+        "linear1",
+        OUTPUT,
+    ]
+    from torchvision.models import resnet18, vgg11
+
+    features = ["features.1", "features.2", "features.4"]  # ReLU, MaxPool2d, ReLU
+    assert layer_labels(vgg11(), features) == ["relu1", "maxpool1", "relu2"]
+    blocks = ["relu", "layer1.0", "layer4.1", "avgpool"]  # named, or blocks of parts
+    assert layer_labels(resnet18(), blocks) == blocks
 
 
 def test_evaluating_restores_each_module():

@@ -9,7 +9,13 @@ import xarray as xr
 from torch import nn
 
 from diffsens import sensitivity
-from diffsens.diffeo import displacement_field, sample_modes, temperature_range, warp
+from diffsens.diffeo import (
+    displacement_field,
+    sample_modes,
+    temperature_for_displacement,
+    temperature_range,
+    warp,
+)
 from diffsens.perturb import random_directions
 from diffsens.probes import Probe
 from diffsens.sensitivity import measure
@@ -164,6 +170,27 @@ def test_identity_with_shifts_by_hand():
     assert ds.num_D.item() == pytest.approx(2.0) and ds.den.item() == pytest.approx(1.75)
     assert ds.num_G.item() == pytest.approx(2.0)  # Gaussian noise of the move's norm
     assert ds.attrs["noise"] == "gaussian" and np.isnan(ds.temperature.item())
+
+
+def test_displacements_in_pixels_are_measured_at_their_temperatures():
+    model, images = small_cnn(), probes()
+    n = images.shape[-1]
+    deltas = [0.5, 1.0]
+    by_delta = measure(model, images, deltas=deltas, layers=["0", "output"], seed=2)
+    by_temperature = measure(
+        model,
+        images,
+        temperatures=[temperature_for_displacement(d, 3, n) for d in deltas],
+        layers=["0", "output"],
+        seed=2,
+    )
+    np.testing.assert_allclose(by_delta.delta, deltas)
+    xr.testing.assert_allclose(by_delta, by_temperature)
+    assert list(by_delta.label.values) == ["conv1", "output"]  # readable beside the paths
+    with pytest.raises(ValueError, match="not both"):
+        measure(model, images, temperatures=[T_MIN], deltas=[1.0])
+    with pytest.raises(ValueError, match="deltas"):
+        measure(model, images, deltas=[-1.0])
 
 
 def test_d_vanishes_as_t_goes_to_zero():

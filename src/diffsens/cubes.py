@@ -24,7 +24,14 @@ import xarray as xr
 from diffsens.io import write_netcdf
 from diffsens.provenance import RunSettings, software
 
-__all__ = ["collect", "merge_seeds", "summary", "test_error_of", "write_netcdf"]
+__all__ = ["collect", "layer_names", "merge_seeds", "summary", "test_error_of", "write_netcdf"]
+
+
+def layer_names(ds: xr.Dataset) -> list[str]:
+    """The readable names of the layers of ``ds``: their ``label`` coordinate (``relu2`` for a
+    module path ``features.4``), or their paths in a cube measured before labels existed."""
+    names = ds["label"] if "label" in ds.coords else ds.layer
+    return [str(name) for name in names.values]
 
 
 def collect(
@@ -150,5 +157,6 @@ def summary(cube: xr.Dataset, delta: float = 1.0) -> str:
         .unstack(level=[d for d in ("checkpoint", "condition") if d in sliced.dims])
     )
     table = table.reindex(sliced.layer.values)
+    table.index = pd.Index(layer_names(sliced), name="layer")
     lines.append(table.to_string(float_format=lambda v: f"{v:.3g}"))
     return "\n".join(lines)

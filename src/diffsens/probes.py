@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "KINDS", "OUTPUT", "Probe", "evaluating", "list_layers"]
+__all__ = ["ACTIVATIONS", "KINDS", "OUTPUT", "Probe", "evaluating", "layer_labels", "list_layers"]
 
 logger = logging.getLogger(__name__)
 OUTPUT = "output"
@@ -204,7 +205,9 @@ def list_layers(
     shared = [name for name in order if name in wanted and counts[name] > 1]
     if shared:
         logger.warning(
-            "left out of the probe points, as they run more than once per pass: %s", shared
+            "%s: left out of the probe points, as they run more than once per pass: %s",
+            type(model).__name__,
+            shared,
         )
     listed = [name for name in order if name in wanted and counts[name] == 1]
     if "all" in kinds:
@@ -215,6 +218,26 @@ def list_layers(
         if not any(outputs[other] is outputs[name] for other in parts):
             kept.append(name)
     return kept
+
+
+def layer_labels(model: nn.Module, names: Sequence[str]) -> list[str]:
+    """Readable names of probed layers, for axes and tables: a module path that ends in a word
+    (``relu3``, ``avgpool``) or names a block of parts (``layer2.1``) stays as it is; a single
+    module at a numbered position (``3`` or ``features.3`` of an
+    ``nn.Sequential``) becomes its kind and its rank among the model's modules of that kind
+    (``relu2``: the model's second ReLU), which reads as what the layer is, not as depth."""
+    ranks: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for path, module in model.named_modules():
+        if not path or next(module.children(), None) is not None:
+            continue
+        kind = re.sub(r"\dd$", "", type(module).__name__.lower())
+        counts[kind] = counts.get(kind, 0) + 1
+        ranks[path] = f"{kind}{counts[kind]}"
+    return [
+        ranks[name] if name.rpartition(".")[2].isdigit() and name in ranks else name
+        for name in names
+    ]
 
 
 @contextlib.contextmanager

@@ -38,11 +38,12 @@ from diffsens.diffeo import (
     _warp,
     displacement_field,
     sample_modes,
+    temperature_for_displacement,
     temperature_range,
     typical_displacement,
 )
 from diffsens.perturb import NOISES, move_pixels, noisy, random_directions, shift
-from diffsens.probes import OUTPUT, Probe, evaluating
+from diffsens.probes import OUTPUT, Probe, evaluating, layer_labels
 
 __all__ = ["DEFORMATIONS", "STATISTICS", "measure"]
 
@@ -58,6 +59,7 @@ def measure(
     images: torch.Tensor,
     *,
     temperatures: Sequence[float] | None = None,
+    deltas: Sequence[float] | None = None,
     cut: float = 3,
     interp: str = "bilinear",
     deformation: str = "diffeo",
@@ -77,11 +79,13 @@ def measure(
         Any ``nn.Module``; it is run in eval mode, on the device of its parameters.
     images:
         Probes ``(P, C, n, n)`` (or ``(P, C, L)`` with a discrete deformation), on any device.
-    temperatures:
+    temperatures, deltas:
         Diffeo temperatures, finite and > 0, one measurement each (``diffsens.diffeo.
         temperature_range`` gives the useful span; those above its ``T_max``, where deformations
-        fold the image, are measured with a logged warning). Not used by the discrete moves,
-        whose temperature coordinate is NaN.
+        fold the image, are measured with a logged warning); or, instead, typical displacements
+        ``deltas`` in pixels, each measured at its temperature (``diffsens.diffeo.
+        temperature_for_displacement``). Neither applies to the discrete moves, whose
+        temperature coordinate is NaN.
     cut, interp:
         Diffeo cut-off and interpolation (``"bilinear"``, ``"nearest"``, ``"gaussian"``).
     deformation:
@@ -112,7 +116,8 @@ def measure(
     Returns
     -------
     xarray.Dataset with ``D``, ``G``, ``R``, ``num_D``, ``num_G`` over ``(layer, temperature)`` and
-    ``den`` over ``layer``; coordinates ``layer``, ``depth``, ``temperature``, ``delta``. With
+    ``den`` over ``layer``; coordinates ``layer`` (module paths), ``label`` (readable names:
+    :func:`diffsens.probes.layer_labels`), ``depth``, ``temperature``, ``delta``. With
     ``"diffeo"`` the attributes ``T_max`` and ``above_T_max`` (the temperatures above it) record
     how far the measurement went into folding deformations.
     """
@@ -126,6 +131,11 @@ def measure(
     check_int("batch_size", batch_size, 1)
     check_int("seed", seed, 0)
     _check_images(images, deformation, block)
+    if deltas is not None:
+        if temperatures is not None:
+            raise ValueError("give temperatures or deltas (displacements in pixels), not both")
+        deltas = check_positive("deltas", np.asarray(deltas, dtype=np.float64))
+        temperatures = temperature_for_displacement(deltas, cut, images.shape[-1])
     temperatures, T_attrs = _resolve_temperatures(images, deformation, temperatures, cut)
     names, depths = _resolve_layers(layers)
     probe = Probe(model, names, channel_mean=channel_mean)  # refuses unknown, repeated layers
@@ -171,9 +181,8 @@ def measure(
         "device": str(device),
         **T_attrs,
     }
-    return _dataset(
-        names, depths, temperatures, stats, images.shape[-1], cut, deformation, settings
-    )
+    ds = _dataset(names, depths, temperatures, stats, images.shape[-1], cut, deformation, settings)
+    return ds.assign_coords(label=("layer", layer_labels(model, names)))
 
 
 def _check_images(images, deformation: str, block) -> None:

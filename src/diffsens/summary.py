@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffsens.cubes import test_error_of
+from diffsens.cubes import layer_names, test_error_of
 from diffsens.fits import at_delta, trained_checkpoint, trained_error
 from diffsens.laws import QUANTITIES
 
@@ -35,8 +35,8 @@ def summarise(
         ceiling = (ceilings or {}).get(experiment)
         for variant, cube in cubes.items():
             at = at_delta(cube, delta)
-            layers = [str(layer) for layer in at.layer.values]
-            first, last = layers[0], layers[-2] if len(layers) > 1 else layers[0]
+            names = layer_names(at)
+            first, last = 0, len(names) - 2 if len(names) > 1 else 0  # deepest hidden
             trained = trained_checkpoint(cube)
             undertrained = ceiling is not None and trained_error(cube) > ceiling
             for checkpoint in map(str, at.checkpoint.values):
@@ -54,13 +54,13 @@ def summarise(
                         "test_error": _mean(error) if measured else np.nan,
                         "test_error_sd": _sd(error) if measured else np.nan,
                         "undertrained": bool(undertrained and checkpoint == trained),
-                        "first_layer": first,
-                        "last_layer": last,
+                        "first_layer": names[first],
+                        "last_layer": names[last],
                     }
                     here = at.sel(checkpoint=checkpoint, condition=condition)
                     for quantity in QUANTITIES:
                         for where, layer in (("first", first), ("last", last)):
-                            values = here[quantity].sel(layer=layer)
+                            values = here[quantity].isel(layer=layer)
                             row[f"{quantity}_{where}"] = _mean(values)
                             row[f"{quantity}_{where}_sd"] = _sd(values)
                     fit = fits.sel(variant=variant, checkpoint=checkpoint, condition=condition)
