@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pandas as pd
 import pytest
 import xarray as xr
 
 from diffsens.config import Config, read_yaml, with_grid_variants
+from diffsens.cost import Costs, memory_mb, minutes
 from tests.cifar_fixture import write_cifar_fixture
 from tests.workflow_helpers import REPO, snakemake
 
@@ -119,3 +121,39 @@ def test_the_paper_grid_runs_end_to_end_on_a_tiny_budget(tmp_path):
             assert (results / "figures" / experiment / f"{figure}.png").stat().st_size > 1000
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary.experiment) == set(keep)
+
+
+def test_the_paper_grid_asks_slurm_for_what_each_job_will_use(tmp_path):
+    """A dry run with the SLURM profile, as docs/cluster.md starts: each training and
+    measurement asks for the minutes and megabytes its cost gives (conservative model: no
+    calibration), so the asks differ by network and epochs; CIFAR-10 is prepared by a local job
+    (every rule but train, measure and calibrate is local: test_workflow)."""
+    profile = ("--workflow-profile", str(REPO / "profiles" / "slurm"))
+    result = snakemake(tmp_path, PAPER, "--dry-run", *profile)
+    costs, config = Costs(Config(PAPER)), Config(PAPER)
+    asked = {}
+    for block in re.split(r"\n\s*(?=rule \w+:)", result.stdout):
+        rule = re.match(r"rule (\w+):", block)
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
+        if rule and rule.group(1) in ("train", "measure"):
+            named = dict(pair.split("=", 1) for pair in wildcards.group(1).split(", "))
+            resources = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE).group(1)
+            given = dict(pair.split("=", 1) for pair in resources.split(", "))
+            asked[rule.group(1), named["experiment"], named["variant"], named["seed"]] = given
+    trainings = sum(len(config.variants(e)) * len(config.seeds(e)) for e in PAPER["experiments"])
+    assert len(asked) == 2 * trainings
+    for (rule, experiment, variant, _), given in asked.items():
+        job = costs.variant(experiment, variant)
+        seconds = (
+            costs.training_s(experiment, variant)
+            if rule == "train"
+            else job["measurements"] * job["measure_s"]
+        )
+        assert int(given["runtime"]) == minutes(seconds), (rule, experiment, variant)
+        assert int(given["mem_mb"]) == memory_mb(job["data_mb"]), (rule, experiment, variant)
+        assert given["gpu"] == "1"
+    limits = {int(given["runtime"]) for (rule, *_), given in asked.items() if rule == "train"}
+    assert len(limits) > 10 and max(limits) > 10 * min(limits)  # by network and epochs
+    assert "mem_mb=6212" in result.stdout  # CIFAR-10: 4 GB and three copies of its 737 MB
+    assert "diffsens: this run costs" in result.stdout + result.stderr
+    assert re.search(r"rule prepare_data:\n(.*\n){0,8}\s+wildcards: dataset=cifar10", result.stdout)

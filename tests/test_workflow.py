@@ -524,6 +524,20 @@ def test_snakefmt_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_only_the_gpu_rules_can_reach_a_cluster_queue():
+    """Light rules (data, collect, fits, claims, plots, cost) run where Snakemake runs: each
+    says so (localrule), and the three that compute on a GPU do not."""
+    blocks = re.split(
+        r"^rule (\w+):",
+        "".join(p.read_text() for p in (REPO / "workflow").rglob("*.smk")),
+        flags=re.M,
+    )
+    rules = dict(zip(blocks[1::2], blocks[2::2], strict=True))
+    queued = {name for name, body in rules.items() if "localrule: True" not in body}
+    assert queued == {"train", "measure", "calibrate"}
+    assert len(rules) > 15
+
+
 def test_paper_config_builds_the_whole_dag(tmp_path):
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     result = snakemake(tmp_path, config, "--dry-run", "--quiet", "rules")
