@@ -484,7 +484,7 @@ def test_training_curves_give_each_quantity_its_panel_and_seeds_a_band():
     axes = labelled(fig)
     readable(fig)
     loss, train, test, lr = axes
-    assert [ax.get_title() for ax in axes] == [
+    assert [ax.get_ylabel() for ax in axes] == [
         "training loss",
         "train error",
         "test error",

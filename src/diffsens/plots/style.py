@@ -221,19 +221,36 @@ def plain(value: float, _=None) -> str:
     return f"{value:g}"
 
 
+def power_of_ten(value: float, _=None) -> str:
+    """A tick label in powers of ten: 10^-3, or 2 x 10^-4 between decades."""
+    exponent = int(np.floor(np.log10(value) + 1e-9))
+    mantissa = round(value / 10.0**exponent, 6)
+    return f"$10^{{{exponent}}}$" if mantissa == 1 else f"${mantissa:g}\\times10^{{{exponent}}}$"
+
+
 def percent(value: float, _=None) -> str:
     return f"{100 * value:g}%"
 
 
-def _nice_ticks(low: float, high: float) -> np.ndarray:
+PLAIN_RANGE = (1e-4, 1e4)
+"""Log-axis ticks inside this range read as plain numbers; an axis reaching beyond it is
+labelled in powers of ten."""
+
+
+def _nice_ticks(low: float, high: float, decades_only: bool) -> np.ndarray:
     """Ticks of a log axis from ``low`` to ``high``: 1, 2, 5 times powers of 10 over up to 1.3
     decades, 1 and 3 over up to 2.5, the decades over up to 6, every other decade beyond."""
     span = np.log10(high / low)
     subs = (1, 2, 5) if span <= 1.3 else (1, 3) if span <= 2.5 else (1,)
     step = 1 if span <= 6 else 2
-    first, last = int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1
+    first, last = int(np.floor(np.log10(low))) - 2, int(np.ceil(np.log10(high))) + 2
     return np.array(
-        [s * 10.0**e for e in range(first, last + 1) if e % step == 0 for s in subs],
+        [
+            s * 10.0**e
+            for e in range(first, last + 1)
+            if e % step == 0
+            for s in ((1,) if decades_only and span > 1.3 else subs)
+        ],
         dtype=float,
     )
 
@@ -241,23 +258,24 @@ def _nice_ticks(low: float, high: float) -> np.ndarray:
 def log_axis(ax, axis: str = "y", formatter=None) -> None:
     """A log axis whose labelled ticks cover the data: its limits are widened to the nearest
     ticks at or beyond the data, so that a label stands at or past both ends. Labels are plain
-    numbers (or ``formatter``'s) when every tick is between 0.001 and 10^4, else powers of 10,
-    never both on one axis. Call after plotting."""
+    numbers (or ``formatter``'s) when the axis stays within :data:`PLAIN_RANGE`, else powers of
+    10 (at the decades, over more than a decade), never both on one axis. Call after
+    plotting."""
     getattr(ax, f"set_{axis}scale")("log")
     low, high = getattr(ax, f"get_{axis}lim")()
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
         return
-    ticks = _nice_ticks(low, high)
-    below, above = ticks[ticks <= low * 1.0001], ticks[ticks >= high / 1.0001]
-    start, end = below[-1], above[0]
+    powers = formatter is None and not (PLAIN_RANGE[0] <= low and high <= PLAIN_RANGE[1])
+    ticks = _nice_ticks(low, high, decades_only=powers)
+    start = ticks[ticks <= low * 1.0001][-1]
+    end = ticks[ticks >= high / 1.0001][0]
     pad = (end / start) ** 0.03  # markers on the end ticks stay whole
     getattr(ax, f"set_{axis}lim")(start / pad, end * pad)
-    shown = ticks[(ticks >= start) & (ticks <= end)]
     target = getattr(ax, f"{axis}axis")
-    target.set_major_locator(matplotlib.ticker.FixedLocator(shown))
-    if formatter is None:
-        in_range = shown.min() >= 1e-3 and shown.max() <= 1e4
-        formatter = plain if in_range else lambda v, _: f"$10^{{{np.log10(v):.0f}}}$"
+    target.set_major_locator(
+        matplotlib.ticker.FixedLocator(ticks[(ticks >= start) & (ticks <= end)])
+    )
+    formatter = power_of_ten if powers else formatter or plain
     target.set_major_formatter(matplotlib.ticker.FuncFormatter(formatter))
     target.set_minor_locator(matplotlib.ticker.NullLocator())
 

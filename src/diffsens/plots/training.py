@@ -91,7 +91,7 @@ def training_curves(
         handles.append(Line2D([], [], color=GREY, marker="v", ls="none", label="loss of 0"))
     for variable, label, scale in _PANELS:
         ax = axes[variable]
-        ax.set_title(label)
+        ax.set_ylabel(label)
         ax.set_xlabel("epoch")
         ax.grid(which="major")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -100,7 +100,6 @@ def training_curves(
         else:
             ax.set_ylim(bottom=0)
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(percent))
-    axes["train_loss"].set_ylabel("value per epoch")
     suptitle(fig, experiment, "training, mean over seeds")
     legend(fig, handles)
     return fig
