@@ -108,7 +108,7 @@ rule claims:
         table=report(
             f"{RESULTS}/claims.csv",
             caption="../report/claims_table.rst",
-            category=REPORT_RUN,
+            category=REPORT_CLAIMS,
             subcategory="Tables",
             labels={"table": "claims, every displacement"},
         ),

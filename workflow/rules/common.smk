@@ -295,8 +295,10 @@ def figure_files(name, folder="{experiment}"):
     return [f"{prefix}{name}.{fmt}" for fmt in CONFIG.figures["formats"]]
 
 
-# The report groups its files by experiment (the run as a whole and the constant-filter theory
-# have a group each), then by kind (figures, tables); labels say what each file shows.
+# The report groups its files by experiment (the claims, the rest of the run as a whole and the
+# constant-filter theory have a group each), then by kind (figures, tables); labels say what
+# each file shows. The report's menu sorts the groups: the claims come first.
+REPORT_CLAIMS = "Claims"
 REPORT_RUN = "Whole run"
 REPORT_THEORY = "Constant-filter theory"
 REPORT_EXPERIMENT = "Experiment {experiment}"
