@@ -148,7 +148,7 @@ def compare(
             ls="--",
             label="init of " + ", ".join(g) + "\n(the same nets)",
         )
-        for g in {tuple(g) for g in shared}
+        for g in dict.fromkeys(map(tuple, shared))
     ]
     if faint:
         handles.append(

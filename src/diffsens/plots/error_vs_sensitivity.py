@@ -18,7 +18,6 @@ from diffsens.plots.style import (
     MARKERS,
     legend,
     log_axis,
-    note,
     ordered_style,
     percent,
     px,
@@ -104,14 +103,11 @@ def error_vs_sensitivity(
         axes[0].set_ylim(-0.05 * max(every.max(), 0.01), max(every.max(), 0.01) * 1.1)
         axes[0].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(percent))
     axes[0].set_ylabel("test error")
-    problems = []
+    problems = []  # said under the title
     if len(cubes) < 2:
-        problems.append("one variant: a relation across nets\nneeds several")
+        problems.append("one variant, so no relation across nets to show")
     if every.max() == 0:
         problems.append("every net at 0% test error")
-    for ax in axes:
-        if problems:
-            note(ax, "\n".join(problems))
     handles = (
         [
             Line2D(
@@ -139,11 +135,8 @@ def error_vs_sensitivity(
         beyond = not every.min() <= ceiling <= every.max()
         text = f"error ceiling {ceiling:.0%}" + (" (off the axis)" if beyond else "")
         handles.append(Line2D([], [], color=ALERT, ls="--", lw=0.9, label=text))
-    suptitle(
-        fig,
-        experiment,
-        f"test error of the trained nets against the output's "
-        f"sensitivities, δ = {px(shown)}, clean probes",
-    )
+    what = f"test error of the trained nets against the output's sensitivities, δ = {px(shown)}"
+    what += ", clean probes" + (f"\n({'; '.join(problems)})" if problems else "")
+    suptitle(fig, experiment, what)
     legend(fig, handles)
     return fig

@@ -238,10 +238,12 @@ labelled in powers of ten."""
 
 
 def _nice_ticks(low: float, high: float, decades_only: bool) -> np.ndarray:
-    """Ticks of a log axis from ``low`` to ``high``: 1, 2, 5 times powers of 10 over up to 1.3
-    decades, 1 and 3 over up to 2.5, the decades over up to 6, every other decade beyond."""
+    """Ticks of a log axis from ``low`` to ``high``: 1 to 9 (and 1.5) times powers of 10 over up
+    to half a decade, 1, 2, 5 over up to 1.3 decades, 1 and 3 over up to 2.5, the decades over up
+    to 6, every other decade beyond."""
     span = np.log10(high / low)
     subs = (1, 2, 5) if span <= 1.3 else (1, 3) if span <= 2.5 else (1,)
+    subs = (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9) if span <= 0.5 else subs
     step = 1 if span <= 6 else 2
     first, last = int(np.floor(np.log10(low))) - 2, int(np.ceil(np.log10(high))) + 2
     return np.array(
