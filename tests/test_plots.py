@@ -214,7 +214,7 @@ def test_compare_draws_an_init_shared_by_variants_once():
     dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
     assert len(dashed) == 2  # a's and b's once, c's
     assert dashed[0].get_color() == style.GREY and dashed[1].get_color() == plots.VARIANT_COLOURS[2]
-    assert "init of a, b\n(the same nets)" in legend_labels(fig)
+    assert "init of a,\nb\n(the same for each)" in legend_labels(fig)
 
 
 def test_compare_lays_a_grid_out_in_rows_of_one_colour_per_architecture():
@@ -501,6 +501,15 @@ def test_training_curves_give_each_quantity_its_panel_and_seeds_a_band():
     assert legend_labels(fig) == ["a", "b", "seeds: min to max", "error ceiling"]
     for ax in (loss, train, lr):  # the ceiling is an error's: only on the test error
         assert not [line for line in ax.lines if line.get_color() == style.ALERT]
+
+
+def test_training_curves_draw_a_learning_rate_schedule_shared_by_variants_once():
+    runs = {"a": [history(0, 3)], "b": [history(1, 3)], "c": [history(0, 3, lr=0.01)]}
+    fig = plots.training_curves(runs)
+    lr = fig.axes[3]
+    assert [line.get_color() for line in lr.lines] == [style.GREY, plots.VARIANT_COLOURS[2]]
+    assert legend_labels(fig) == ["a", "b", "c", "learning rate of a,\nb\n(the same for each)"]
+    assert len(fig.axes[0].lines) == 3  # every other panel: a line per variant
 
 
 def test_training_curves_mark_a_loss_of_zero_and_average_seeds_that_stopped_early():

@@ -17,9 +17,11 @@ from diffsens.plots.style import (
     SYMBOLS,
     checkpoint_handles,
     depth_ticks,
+    identical,
     legend,
     log_axis,
     px,
+    shared_label,
     styled,
     suptitle,
     variant_style,
@@ -31,21 +33,6 @@ __all__ = ["compare"]
 
 def _mean(values: xr.DataArray) -> np.ndarray:
     return (values.mean("seed") if "seed" in values.dims else values).values
-
-
-def shared_inits(curves: Mapping[str, np.ndarray]) -> list[list[str]]:
-    """Groups of variants whose initial curves are the same (same architecture and seeds, a
-    setting that only acts in training): drawn once, they would otherwise hide each other."""
-    groups: list[list[str]] = []
-    for variant, curve in curves.items():
-        for group in groups:
-            first = curves[group[0]]
-            if first.shape == curve.shape and np.allclose(first, curve, rtol=1e-6, equal_nan=True):
-                group.append(variant)
-                break
-        else:
-            groups.append([variant])
-    return groups
 
 
 @styled
@@ -96,7 +83,7 @@ def compare(
     shared = [
         g
         for row in rows
-        for g in shared_inits({v: inits[v] for v in cubes if rows_by[v] == row})
+        for g in identical({v: inits[v] for v in cubes if rows_by[v] == row})
         if len(g) > 1
     ]
     trained_names, faint = set(), False
@@ -146,7 +133,7 @@ def compare(
             color=GREY,
             marker="o",
             ls="--",
-            label="init of " + ", ".join(g) + "\n(the same nets)",
+            label=shared_label("init", g),
         )
         for g in dict.fromkeys(map(tuple, shared))
     ]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -148,6 +148,27 @@ def checkpoint_handles(trained: Iterable[str], colour=GREY) -> list:
         Line2D([], [], color=colour, ls="--", label="init"),
         Line2D([], [], color=colour, ls="-", label=f"trained ({names})"),
     ]
+
+
+def identical(curves: Mapping[str, np.ndarray]) -> list[list[str]]:
+    """The names of ``curves`` grouped by equal values (in order), e.g. variants that differ
+    only in a training setting have the same initial nets, and may share a learning rate: drawn
+    one on another, they would hide each other, so a group of several is drawn once, in grey,
+    and named by :func:`shared_label`."""
+    groups: list[list[str]] = []
+    for name, curve in curves.items():
+        for group in groups:
+            first = curves[group[0]]
+            if first.shape == curve.shape and np.allclose(first, curve, rtol=1e-6, equal_nan=True):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
+def shared_label(what: str, names: Sequence[str]) -> str:
+    return f"{what} of " + ",\n".join(names) + "\n(the same for each)"
 
 
 def band(ax, x, values: xr.DataArray, style: dict, linestyle: str = "-") -> bool:
@@ -324,6 +345,7 @@ def legend(fig: Figure, handles: Sequence, **options) -> None:
     """One legend per figure, outside the panels on the right, the panels laid out beside it
     (as wide as the legend is, so that long labels never run into the panels)."""
     fig.legend(handles=handles, loc="center right", frameon=False, **options)
+    fig.draw_without_rendering()  # the legend's size as drawn
     inches = fig.legends[0].get_window_extent().width / fig.dpi
     top = 1 - 0.05 / fig.get_figheight() if fig.get_suptitle() else 1
     fig.tight_layout(rect=(0, 0, 1 - (inches + 0.1) / fig.get_figwidth(), top))

@@ -13,10 +13,12 @@ from diffsens.plots.style import (
     ALERT,
     GREY,
     band,
+    identical,
     legend,
     log_axis,
     percent,
     seed_band_handle,
+    shared_label,
     styled,
     suptitle,
     variant_style,
@@ -51,7 +53,8 @@ def training_curves(
     and their range as a band.
 
     Errors in percent on a linear axis, loss and learning rate on log axes (a rate of 0.002
-    beside one of 0.05 stays visible); epoch 0 is the initialisation (a test error, no loss
+    beside one of 0.05 stays visible); variants with the same schedule share one grey rate
+    line, named in the legend; epoch 0 is the initialisation (a test error, no loss
     yet). A loss of exactly 0 (a hinge loss reached zero) cannot sit on a log axis and is
     marked on its bottom edge. A dashed red line marks the ``ceiling`` above which a trained
     net counts as undertrained.
@@ -59,9 +62,16 @@ def training_curves(
     fig = Figure(figsize=(9.2, 2.3))
     axes = dict(zip((p[0] for p in _PANELS), fig.subplots(1, len(_PANELS)), strict=True))
     handles, banded, zeros = [], False, False
+    rates = {v: _seeds(runs, "lr").mean("seed").values for v, runs in histories.items()}
+    shared = [g for g in identical(rates) if len(g) > 1]  # a schedule only once, in grey
     for i, (variant, runs) in enumerate(histories.items()):
         style = variant_style(i)
         for variable, ax in axes.items():
+            group = next((g for g in shared if variant in g), None)
+            if variable == "lr" and group is not None:
+                if group[0] != variant:
+                    continue
+                style = {"color": GREY, "marker": "o", "mfc": GREY}
             values = _seeds(runs, variable)
             if variable != "test_error":  # nothing trained at epoch 0
                 values = values.sel(epoch=values.epoch > 0)
@@ -81,7 +91,11 @@ def training_curves(
                     )
                 values = values.where(values > 0)
             banded |= band(ax, values.epoch.values, values, style)
-        handles.append(Line2D([], [], label=variant, **style))
+        handles.append(Line2D([], [], label=variant, **variant_style(i)))
+    handles += [
+        Line2D([], [], color=GREY, marker="o", label=shared_label("learning rate", g))
+        for g in shared
+    ]
     if banded:
         handles.append(seed_band_handle())
     if ceiling is not None:
