@@ -285,7 +285,9 @@ def log_axis(ax, axis: str = "y", formatter=None) -> None:
     10 (at the decades, over more than a decade), never both on one axis. Call after
     plotting."""
     getattr(ax, f"set_{axis}scale")("log")
-    low, high = getattr(ax, f"get_{axis}lim")()
+    low, high = (ax.dataLim.y0, ax.dataLim.y1) if axis == "y" else (ax.dataLim.x0, ax.dataLim.x1)
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):  # a 0 or one value
+        low, high = getattr(ax, f"get_{axis}lim")()
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
         return
     powers = formatter is None and not (PLAIN_RANGE[0] <= low and high <= PLAIN_RANGE[1])

@@ -65,6 +65,6 @@ def temperatures(
     ]
     handles += checkpoint_handles(trained_names, colour="black")
     handles += [seed_band_handle()] if banded else []
-    suptitle(fig, experiment, f"{quantity}_k at every measured displacement δ")
+    suptitle(fig, experiment, f"${quantity}_k$ at every measured displacement δ")
     legend(fig, handles)
     return fig
