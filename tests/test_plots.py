@@ -1,3 +1,5 @@
+import itertools
+
 import matplotlib.colors
 import matplotlib.text
 import matplotlib.ticker
@@ -73,9 +75,13 @@ def legend_labels(fig):
 
 
 def readable(fig):
-    """Every text of the figure at the minimum size or more, and inside the figure once drawn
-    (no label cut at an edge)."""
+    """Every text of the figure at the minimum size or more, inside the figure once drawn (no
+    label cut at an edge), and no two tick labels of an axis touching."""
     fig.draw_without_rendering()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_visible()]
+        boxes = [b for b in boxes if b.width > 0]
+        assert all(a.x1 <= b.x0 for a, b in itertools.pairwise(boxes)), ax.get_xlabel()
     bounds = fig.bbox.padded(1)
     texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
     for text in texts:
@@ -321,6 +327,10 @@ def test_spectra_and_empty_spectra():
             "eigenvalue": ("mode", [0, 1, 1, 2, 3, 3, 4, 4, 6]),
         },
     )
+    long = spectrum.isel(layer=[0, 1, 2] * 3).assign_coords(
+        layer=[f"conv{k}" for k in range(1, 10)], depth=("layer", np.arange(1, 10))
+    )
+    readable(plots.spectra({"long names": long}, experiment="a long experiment name"))
     empty = spectrum.isel(layer=slice(0, 0))
     fig = plots.spectra({"conv": spectrum, "fc": empty}, experiment="e")
     readable(fig)

@@ -120,9 +120,11 @@ def depth_laws(
                     transform=ax.transAxes,
                     ha="right",
                     va="top",
-                    bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1},
                 )
             log_axis(ax)
+            if ax.texts:  # headroom for the exponents, above the data
+                low, high = ax.get_ylim()
+                ax.set_ylim(low, high * (high / low) ** 0.4)
             if law == "power":
                 log2_axis(ax)
             depth_ticks(ax, series, "layer", labelled=ax is axes[-1], log=law == "power")

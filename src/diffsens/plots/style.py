@@ -29,7 +29,9 @@ state, no GUI backend, safe in workflow jobs.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -205,8 +207,11 @@ def title(ax, variant: str, results: xr.Dataset, ceiling: float | None, note: st
 
 
 def suptitle(fig: Figure, experiment: str, what: str) -> None:
-    """The figure's title: its experiment (bold, when known) and what it shows."""
-    fig.suptitle(f"{experiment}: {what}" if experiment else what)
+    """The figure's title: its experiment, when known, and what it shows, wrapped to the
+    figure's width (a one-panel figure is narrower than a long title)."""
+    text = f"{experiment}: {what}" if experiment else what
+    width = int(fig.get_figwidth() * 12)  # characters of 9 pt in an inch, about
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")))
 
 
 MAX_COLUMNS = 7
@@ -327,14 +332,13 @@ def probe_names(ds: xr.Dataset) -> list[str]:
 def depth_ticks(ax, ds, counted: str, *, labelled: bool = True, log: bool = False) -> None:
     """Tick a depth axis at the layers of ``ds`` (coordinates ``layer`` and ``depth``), named
     (:func:`probe_names`; rotated where they would touch) up to :data:`MAX_NAMED` layers, else
-    numbered; on a log axis only at powers of 2. ``labelled=False`` leaves the labels to the
-    panel below. The axis label says what the depth counts."""
+    numbered; on a log axis only at powers of 2 (names that would touch are turned upright by
+    :func:`legend`, once the panels have their size). ``labelled=False`` leaves the labels to
+    the panel below. The axis label says what the depth counts."""
     depth, names = ds.depth.values, probe_names(ds)
     if len(names) <= MAX_NAMED:
         at = [i for i, k in enumerate(depth) if not log or np.log2(k).is_integer()]
-        inches = ax.get_position().width * ax.figure.get_figwidth()
-        wide = len(at) * max((len(names[i]) for i in at), default=0) * 0.06 > 0.8 * inches
-        ax.set_xticks(depth[at], [names[i] for i in at], rotation=90 if wide else 0)
+        ax.set_xticks(depth[at], [names[i] for i in at])
     else:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
@@ -349,8 +353,22 @@ def legend(fig: Figure, handles: Sequence, **options) -> None:
     fig.legend(handles=handles, loc="center right", frameon=False, **options)
     fig.draw_without_rendering()  # the legend's size as drawn
     inches = fig.legends[0].get_window_extent().width / fig.dpi
-    top = 1 - 0.05 / fig.get_figheight() if fig.get_suptitle() else 1
-    fig.tight_layout(rect=(0, 0, 1 - (inches + 0.1) / fig.get_figwidth(), top))
+    rect = (0, 0, 1 - (inches + 0.1) / fig.get_figwidth(), 1)
+    fig.tight_layout(rect=rect)
+    if _upright_clashing_ticks(fig):
+        fig.tight_layout(rect=rect)
+
+
+def _upright_clashing_ticks(fig: Figure) -> bool:
+    """Turn upright the x tick labels of every panel where two of them touch; whether any were."""
+    fig.draw_without_rendering()
+    turned = False
+    for ax in fig.axes:
+        boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+        if any(a.x1 + 2 > b.x0 for a, b in itertools.pairwise(boxes)):
+            ax.tick_params(axis="x", labelrotation=90)
+            turned = True
+    return turned
 
 
 def note(ax, text: str) -> None:
