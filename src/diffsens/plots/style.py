@@ -263,22 +263,18 @@ PLAIN_RANGE = (1e-4, 1e4)
 labelled in powers of ten."""
 
 
-def _nice_ticks(low: float, high: float, decades_only: bool) -> np.ndarray:
+def _nice_ticks(low: float, high: float) -> np.ndarray:
     """Ticks of a log axis from ``low`` to ``high``: 1 to 9 (and 1.5) times powers of 10 over up
-    to half a decade, 1, 2, 5 over up to 1.3 decades, 1 and 3 over up to 2.5, the decades over up
+    to 0.3 decades, 1, 2, 3, 5, 7 up to 0.6, 1, 2, 5 up to 1.3, 1 and 3 up to 2.5, the decades up
     to 6, every other decade beyond."""
     span = np.log10(high / low)
     subs = (1, 2, 5) if span <= 1.3 else (1, 3) if span <= 2.5 else (1,)
-    subs = (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9) if span <= 0.5 else subs
+    subs = (1, 2, 3, 5, 7) if span <= 0.6 else subs
+    subs = (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9) if span <= 0.3 else subs
     step = 1 if span <= 6 else 2
     first, last = int(np.floor(np.log10(low))) - 2, int(np.ceil(np.log10(high))) + 2
     return np.array(
-        [
-            s * 10.0**e
-            for e in range(first, last + 1)
-            if e % step == 0
-            for s in ((1,) if decades_only and span > 1.3 else subs)
-        ],
+        [s * 10.0**e for e in range(first, last + 1) if e % step == 0 for s in subs],
         dtype=float,
     )
 
@@ -286,9 +282,8 @@ def _nice_ticks(low: float, high: float, decades_only: bool) -> np.ndarray:
 def log_axis(ax, axis: str = "y", formatter=None) -> None:
     """A log axis whose labelled ticks cover the data: its limits are widened to the nearest
     ticks at or beyond the data, so that a label stands at or past both ends. Labels are plain
-    numbers (or ``formatter``'s) when the axis stays within :data:`PLAIN_RANGE`, else powers of
-    10 (at the decades, over more than a decade), never both on one axis. Call after
-    plotting."""
+    numbers (or ``formatter``'s) when the axis stays within :data:`PLAIN_RANGE`, else in powers
+    of 10, never both on one axis. Call after plotting."""
     getattr(ax, f"set_{axis}scale")("log")
     low, high = (ax.dataLim.y0, ax.dataLim.y1) if axis == "y" else (ax.dataLim.x0, ax.dataLim.x1)
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):  # a 0 or one value
@@ -296,7 +291,7 @@ def log_axis(ax, axis: str = "y", formatter=None) -> None:
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
         return
     powers = formatter is None and not (PLAIN_RANGE[0] <= low and high <= PLAIN_RANGE[1])
-    ticks = _nice_ticks(low, high, decades_only=powers)
+    ticks = _nice_ticks(low, high)
     start = ticks[ticks <= low * 1.0001][-1]
     end = ticks[ticks >= high / 1.0001][0]
     pad = (end / start) ** 0.03  # markers on the end ticks stay whole
