@@ -354,12 +354,22 @@ def legend(fig: Figure, handles: Sequence, **options) -> None:
         fig.tight_layout(rect=rect)
 
 
+def shown_ticklabels(ax) -> list:
+    """The x tick labels drawn: with text, in the view (a locator also labels ticks beyond)."""
+    low, high = sorted(ax.get_xlim())
+    return [
+        label
+        for label in ax.get_xticklabels()
+        if label.get_text() and label.get_visible() and low <= label.get_position()[0] <= high
+    ]
+
+
 def _upright_clashing_ticks(fig: Figure) -> bool:
     """Turn upright the x tick labels of every panel where two of them touch; whether any were."""
     fig.draw_without_rendering()
     turned = False
     for ax in fig.axes:
-        boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+        boxes = [t.get_window_extent() for t in shown_ticklabels(ax)]
         if any(a.x1 + 2 > b.x0 for a, b in itertools.pairwise(boxes)):
             ax.tick_params(axis="x", labelrotation=90)
             turned = True
