@@ -532,6 +532,8 @@ def test_training_curves_mark_a_loss_of_zero_and_average_seeds_that_stopped_earl
     assert "loss of 0" in legend_labels(fig)
     (mean,) = [line for line in loss.lines if line.get_marker() != "v"]
     assert list(mean.get_xdata()) == [1, 2, 3, 4, 5]  # the seed still training carries on
+    low, high = fig.axes[3].get_ylim()  # a constant rate of 0.1: a flat line, labelled near it
+    assert 0.04 < low < 0.1 < high < 0.25 and ticks_cover(fig.axes[3], [0.1])
 
 
 def test_claims_colour_every_cell_by_its_verdict_and_give_the_interval():

@@ -210,7 +210,7 @@ def suptitle(fig: Figure, experiment: str, what: str) -> None:
     """The figure's title: its experiment, when known, and what it shows, wrapped to the
     figure's width (a one-panel figure is narrower than a long title)."""
     text = f"{experiment}: {what}" if experiment else what
-    width = int(fig.get_figwidth() * 12)  # characters of 9 pt in an inch, about
+    width = int(fig.get_figwidth() * 14)  # characters of 9 pt in an inch, about
     fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")))
 
 
@@ -265,10 +265,10 @@ labelled in powers of ten."""
 
 def _nice_ticks(low: float, high: float) -> np.ndarray:
     """Ticks of a log axis from ``low`` to ``high``: 1 to 9 (and 1.5) times powers of 10 over up
-    to 0.3 decades, 1, 2, 3, 5, 7 up to 0.6, 1, 2, 5 up to 1.3, 1 and 3 up to 2.5, the decades up
-    to 6, every other decade beyond."""
+    to 0.3 decades, 1, 2, 3, 5, 7 up to 0.6, 1, 2, 5 up to 1.3, 1 and 3 up to 2, the decades up to
+    6, every other decade beyond."""
     span = np.log10(high / low)
-    subs = (1, 2, 5) if span <= 1.3 else (1, 3) if span <= 2.5 else (1,)
+    subs = (1, 2, 5) if span <= 1.3 else (1, 3) if span <= 2 else (1,)
     subs = (1, 2, 3, 5, 7) if span <= 0.6 else subs
     subs = (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9) if span <= 0.3 else subs
     step = 1 if span <= 6 else 2
@@ -286,7 +286,9 @@ def log_axis(ax, axis: str = "y", formatter=None) -> None:
     of 10, never both on one axis. Call after plotting."""
     getattr(ax, f"set_{axis}scale")("log")
     low, high = (ax.dataLim.y0, ax.dataLim.y1) if axis == "y" else (ax.dataLim.x0, ax.dataLim.x1)
-    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):  # a 0 or one value
+    if np.isfinite(low) and low == high > 0:  # one value (a constant learning rate)
+        low, high = low / 2, high * 2
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):  # a 0
         low, high = getattr(ax, f"get_{axis}lim")()
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
         return
