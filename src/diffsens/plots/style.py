@@ -195,11 +195,11 @@ def px(delta: float) -> str:
     return f"{float(f'{delta:.2g}'):g} px"
 
 
-def title(ax, variant: str, results: xr.Dataset, ceiling: float | None, note: str = "") -> None:
+def title(ax, variant: str, results: xr.Dataset, ceiling: float | None) -> None:
     """The variant, the trained net's test error, and a red mark when that error is above the
     ceiling: such a net is drawn, but not as a trained one."""
     error = trained_error(results)
-    text = f"{variant}{note}\ntest error {error:.1%}"
+    text = f"{variant}\ntest error {error:.1%}"
     above = ceiling is not None and error > ceiling
     if above:
         text += f" > {ceiling:.0%}: undertrained"
@@ -218,13 +218,11 @@ MAX_COLUMNS = 7
 """Variants per row of panels; a larger grid (the paper's 70 CIFAR variants) wraps."""
 
 
-def panels(
-    count: int, rows: int, width: float, height: float, per_row: int = MAX_COLUMNS
-) -> tuple[Figure, list]:
-    """A figure with a column of ``rows`` panels for each of ``count`` items, wrapped after
-    ``per_row`` items; returns the figure and each item's column of axes (unused slots are
-    removed, so that no empty panel is left)."""
-    ncols = min(count, per_row, MAX_COLUMNS)
+def panels(count: int, rows: int, width: float, height: float) -> tuple[Figure, list]:
+    """A figure with a column of ``rows`` panels (each ``width`` x ``height`` inches) for each of
+    ``count`` items, wrapped after :data:`MAX_COLUMNS` items; returns the figure and each item's
+    column of axes (unused slots are removed, so that no empty panel is left)."""
+    ncols = min(count, MAX_COLUMNS)
     blocks = -(-count // ncols)
     fig = Figure(figsize=(width * ncols + 1.6, height * rows * blocks + 0.6))
     grid = fig.subplots(rows * blocks, ncols, squeeze=False)
@@ -344,10 +342,10 @@ def depth_ticks(ax, ds, counted: str, *, labelled: bool = True, log: bool = Fals
         ax.set_xlabel(f"{counted} $k$")
 
 
-def legend(fig: Figure, handles: Sequence, **options) -> None:
+def legend(fig: Figure, handles: Sequence) -> None:
     """One legend per figure, outside the panels on the right, the panels laid out beside it
     (as wide as the legend is, so that long labels never run into the panels)."""
-    fig.legend(handles=handles, loc="center right", frameon=False, **options)
+    fig.legend(handles=handles, loc="center right", frameon=False)
     fig.draw_without_rendering()  # the legend's size as drawn
     inches = fig.legends[0].get_window_extent().width / fig.dpi
     rect = (0, 0, 1 - (inches + 0.1) / fig.get_figwidth(), 1)
