@@ -9,7 +9,7 @@ import xarray as xr
 from matplotlib.patches import Rectangle
 
 from diffsens import plots
-from diffsens.fits import at_delta, fit_experiment
+from diffsens.fits import fit_experiment
 from diffsens.plots import style
 from diffsens.plots.examples import NO_POSITION
 from diffsens.provenance import RunSettings
@@ -594,8 +594,3 @@ def test_depth_laws_give_the_channel_mean_a_column_of_its_own():
     assert float(fitted.exponent.sel(condition="channel_mean")) == pytest.approx(
         float(fitted.exponent.sel(condition="original"))  # halving D does not change its law
     )
-
-
-def test_at_delta_picks_the_nearest_measured_displacement():
-    # 1.5 is nearer 1 than 0.5 on a log scale: the one every figure at delta = 1 shows
-    assert float(at_delta(small_cube(0), 1.0).delta) == 1.5
