@@ -4,7 +4,9 @@ rule plot_claims:
         table=rules.claims.output.table,
         settings=settings_file("plot_claims"),
     output:
-        figures=figure_output("claims", "claims", "claims at a glance", "", REPORT_CLAIMS),
+        figures=figure_output(
+            "claims", "claims", "claims at a glance", "", REPORT_CLAIMS
+        ),
     log:
         f"{RESULTS}/logs/plot/claims.log",
     benchmark:
