@@ -13,5 +13,6 @@ figure = compare(
     delta=settings["delta"],
     ceiling=settings["error_ceiling"],
     grid=settings["grid"],
+    experiment=snakemake.wildcards.experiment,
 )
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -14,5 +14,6 @@ figure = depth_laws(
     fits,
     delta=settings["delta"],
     ceiling=settings["error_ceiling"],
+    experiment=snakemake.wildcards.experiment,
 )
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

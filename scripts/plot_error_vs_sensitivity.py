@@ -18,7 +18,8 @@ figure = error_vs_sensitivity(
     delta=settings["delta"],
     ceiling=settings["error_ceiling"],
     colour_by=noise if varied else None,
-    colour_label="training noise (norm)",
+    colour_label="training noise",
     shape_by={v: m.model["name"] for v, m in made.items()} if varied else None,
+    experiment=snakemake.wildcards.experiment,
 )
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -9,5 +9,10 @@ from diffsens.plots import layerwise, save
 
 settings = snakemake.params.settings
 cubes = open_cubes(snakemake.input.cubes)
-figure = layerwise(cubes, delta=settings["delta"], ceiling=settings["error_ceiling"])
+figure = layerwise(
+    cubes,
+    delta=settings["delta"],
+    ceiling=settings["error_ceiling"],
+    experiment=snakemake.wildcards.experiment,
+)
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

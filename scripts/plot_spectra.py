@@ -9,5 +9,7 @@ from diffsens.plots import save, spectra
 
 settings = snakemake.params.settings
 by_variant = open_netcdfs(snakemake.input.spectra, "spectra file", variables=("fraction",))
-figure = spectra(by_variant, ceiling=settings["error_ceiling"])
+figure = spectra(
+    by_variant, ceiling=settings["error_ceiling"], experiment=snakemake.wildcards.experiment
+)
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -8,5 +8,9 @@ from diffsens.io import open_cubes
 from diffsens.plots import save, temperatures
 
 settings = snakemake.params.settings
-figure = temperatures(open_cubes(snakemake.input.cubes), ceiling=settings["error_ceiling"])
+figure = temperatures(
+    open_cubes(snakemake.input.cubes),
+    ceiling=settings["error_ceiling"],
+    experiment=snakemake.wildcards.experiment,
+)
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -13,5 +13,7 @@ histories = {
     variant: [open_netcdf(next(paths), "training history") for _ in settings["seeds"]]
     for variant in settings["variants"]
 }
-figure = training_curves(histories, ceiling=settings["error_ceiling"])
+figure = training_curves(
+    histories, ceiling=settings["error_ceiling"], experiment=snakemake.wildcards.experiment
+)
 save(figure, snakemake.output.figures, dpi=settings["dpi"])

@@ -26,7 +26,11 @@ rule fit_depth_laws:
     output:
         fits=f"{FITS}.nc",
         table=report(
-            f"{FITS}.csv", caption="../report/fits.rst", category="Depth-law fits"
+            f"{FITS}.csv",
+            caption="../report/fits.rst",
+            category=REPORT_EXPERIMENT,
+            subcategory="Tables",
+            labels={"table": "depth-law fits"},
         ),
         markdown=f"{FITS}.md",
     log:
@@ -51,7 +55,9 @@ rule theory:
         table=report(
             f"{RESULTS}/theory/fits.csv",
             caption="../report/theory_fits.rst",
-            category="Depth-law fits",
+            category=REPORT_THEORY,
+            subcategory="Tables",
+            labels={"table": "fits of the laws"},
         ),
         markdown=f"{RESULTS}/theory/fits.md",
     log:
@@ -75,7 +81,9 @@ rule summarise:
         table=report(
             f"{RESULTS}/summary.csv",
             caption="../report/summary.rst",
-            category="Summary",
+            category=REPORT_RUN,
+            subcategory="Tables",
+            labels={"table": "summary"},
         ),
         markdown=f"{RESULTS}/summary.md",
     log:
@@ -100,7 +108,9 @@ rule claims:
         table=report(
             f"{RESULTS}/claims.csv",
             caption="../report/claims_table.rst",
-            category="Claims",
+            category=REPORT_CLAIMS,
+            subcategory="Tables",
+            labels={"table": "claims, every displacement"},
         ),
         markdown=f"{RESULTS}/claims.md",
     log:

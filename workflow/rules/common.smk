@@ -297,10 +297,24 @@ def figure_files(name, folder="{experiment}"):
     return [f"{prefix}{name}.{fmt}" for fmt in CONFIG.figures["formats"]]
 
 
-def figure_output(name, caption, category, folder="{experiment}"):
+# The report groups its files by experiment (the claims, the rest of the run as a whole and the
+# constant-filter theory have a group each), then by kind (figures, tables); labels say what
+# each file shows. The report's menu sorts the groups: the claims come first.
+REPORT_CLAIMS = "Claims"
+REPORT_RUN = "Whole run"
+REPORT_THEORY = "Constant-filter theory"
+REPORT_EXPERIMENT = "Experiment {experiment}"
+
+
+def figure_output(name, caption, what, folder="{experiment}", category=None):
+    """A figure's paths marked for the report: in its experiment's group (or ``category``, for
+    the experiment-free figures), among the figures, labelled by ``what`` it shows."""
     caption = f"../report/{caption}.rst"
+    group = {"category": category or REPORT_EXPERIMENT, "subcategory": "Figures"}
+    formats = CONFIG.figures["formats"]
+    labels = [{"figure": what, "format": fmt} for fmt in formats]
     paths = figure_files(name, folder)
-    return [report(p, caption=caption, category=category) for p in paths]
+    return [report(p, caption, labels=l, **group) for p, l in zip(paths, labels)]
 
 
 def figure_settings(wildcards):

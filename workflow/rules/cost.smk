@@ -6,7 +6,11 @@ rule cost:
         settings=settings_file("cost"),
     output:
         table=report(
-            f"{RESULTS}/cost.csv", caption="../report/cost.rst", category="Cost"
+            f"{RESULTS}/cost.csv",
+            caption="../report/cost.rst",
+            category=REPORT_RUN,
+            subcategory="Tables",
+            labels={"table": "cost on a GPU"},
         ),
         markdown=f"{RESULTS}/cost.md",
     log:

@@ -4,7 +4,9 @@ rule plot_claims:
         table=rules.claims.output.table,
         settings=settings_file("plot_claims"),
     output:
-        figures=figure_output("claims", "claims", "Claims", ""),
+        figures=figure_output(
+            "claims", "claims", "claims at a glance", "", REPORT_CLAIMS
+        ),
     log:
         f"{RESULTS}/logs/plot/claims.log",
     benchmark:
@@ -24,7 +26,7 @@ rule plot_training:
         histories=experiment_histories,
         settings=settings_file("plot_training"),
     output:
-        figures=figure_output("training", "training", "Training curves"),
+        figures=figure_output("training", "training", "training curves"),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/training.log",
     benchmark:
@@ -44,7 +46,7 @@ rule plot_layerwise:
         cubes=experiment_cubes,
         settings=settings_file("plot_layerwise"),
     output:
-        figures=figure_output("layerwise", "layerwise", "Layer-wise sensitivities"),
+        figures=figure_output("layerwise", "layerwise", "layer-wise sensitivities"),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/layerwise.log",
     benchmark:
@@ -64,7 +66,7 @@ rule plot_compare:
         cubes=experiment_cubes,
         settings=settings_file("plot_compare"),
     output:
-        figures=figure_output("compare", "compare", "Layer-wise sensitivities"),
+        figures=figure_output("compare", "compare", "variants compared"),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/compare.log",
     benchmark:
@@ -87,7 +89,7 @@ rule plot_error_vs_sensitivity:
         figures=figure_output(
             "error_vs_sensitivity",
             "error_vs_sensitivity",
-            "Test error and sensitivity",
+            "test error against sensitivity",
         ),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/error_vs_sensitivity.log",
@@ -108,7 +110,7 @@ rule plot_spectra:
         spectra=experiment_spectra,
         settings=settings_file("plot_spectra"),
     output:
-        figures=figure_output("spectra", "spectra", "Spatial and channel pooling"),
+        figures=figure_output("spectra", "spectra", "filter spectra"),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/spectra.log",
     benchmark:
@@ -129,7 +131,7 @@ rule plot_depth_laws:
         fits=f"{FITS}.nc",
         settings=settings_file("plot_depth_laws"),
     output:
-        figures=figure_output("depth_laws", "depth_laws", "Depth laws"),
+        figures=figure_output("depth_laws", "depth_laws", "depth laws"),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/depth_laws.log",
     benchmark:
@@ -149,7 +151,9 @@ rule plot_theory:
         theory=rules.theory.output.theory,
         settings=settings_file("plot_theory"),
     output:
-        figures=figure_output("constant_filters", "theory", "Depth laws", ""),
+        figures=figure_output(
+            "constant_filters", "theory", "nets against their laws", "", REPORT_THEORY
+        ),
     log:
         f"{RESULTS}/logs/plot/constant_filters.log",
     benchmark:
@@ -168,7 +172,9 @@ rule plot_examples:
     input:
         settings=settings_file("plot_examples"),
     output:
-        figures=figure_output("examples", "examples", "Depth laws", ""),
+        figures=figure_output(
+            "examples", "examples", "inputs and their spreading", "", REPORT_THEORY
+        ),
     log:
         f"{RESULTS}/logs/plot/examples.log",
     benchmark:
@@ -187,9 +193,7 @@ rule plot_temperatures:
         cubes=experiment_cubes,
         settings=settings_file("plot_temperatures"),
     output:
-        figures=figure_output(
-            "temperatures", "temperatures", "Layer-wise sensitivities"
-        ),
+        figures=figure_output("temperatures", "temperatures", "every displacement"),
     log:
         f"{RESULTS}/logs/plot/{{experiment}}/temperatures.log",
     benchmark:
