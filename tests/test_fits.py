@@ -79,6 +79,11 @@ def test_depth_series_keeps_relus_and_renumbers():
     resnet = ["relu", "layer1.0", "layer1.1", "avgpool", "output"]  # a stem ReLU, then blocks
     series = depth_series(ds.assign_coords(layer=resnet))
     assert list(series.layer.values) == resnet[:-1] and list(series.depth.values) == [1, 2, 3, 4]
+    paths = ["features.1", "features.2", "features.4", "features.5", "output"]  # a Sequential's
+    labelled = ds.assign_coords(layer=paths, label=("layer", [*ds.layer.values]))
+    series = depth_series(labelled)  # its ReLUs found by their labels
+    assert list(series.layer.values) == ["features.1", "features.4"]
+    assert list(series.label.values) == ["relu1", "relu2"]
 
 
 def test_fit_cube_fits_every_checkpoint_and_condition():

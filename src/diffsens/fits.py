@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from diffsens.cubes import layer_names
 from diffsens.laws import LAWS, QUANTITIES, model_law
 from diffsens.provenance import RunSettings
 
@@ -140,16 +141,17 @@ def fit_table(fits: xr.Dataset, ceiling: float | None = None) -> pd.DataFrame:
 
 
 def depth_series(ds: xr.Dataset) -> xr.Dataset:
-    """The layers a depth law is fitted on: the ReLU outputs ``relu<k>``, renumbered k = 1..L.
+    """The layers a depth law is fitted on: the ReLU outputs ``relu<k>`` (by their readable
+    names, so a ``Sequential``'s ``features.4`` counts as ``relu2``), renumbered k = 1..L.
 
     Probe points also include pools and the readout, which are not layers of the law; nets whose
     layers are not numbered ReLUs (residual blocks, a stem ``relu``) keep every point but the
     output.
     """
-    names = [str(n) for n in ds.layer.values]
-    relus = [n for n in names if re.fullmatch(r"relu\d+", n)]
-    keep = relus or [n for n in names if n != "output"]
-    return ds.sel(layer=keep).assign_coords(depth=("layer", np.arange(1, len(keep) + 1)))
+    names = layer_names(ds)
+    relus = [i for i, n in enumerate(names) if re.fullmatch(r"relu\d+", n)]
+    keep = relus or [i for i, n in enumerate(names) if n != "output"]
+    return ds.isel(layer=keep).assign_coords(depth=("layer", np.arange(1, len(keep) + 1)))
 
 
 def trained_checkpoint(cube: xr.Dataset) -> str:

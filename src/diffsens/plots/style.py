@@ -44,6 +44,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from diffsens.cubes import layer_names
 from diffsens.fits import trained_error
 from diffsens.io import write_atomically
 
@@ -317,20 +318,13 @@ MAX_NAMED = 24
 """Probe points named on a depth axis; a deeper net's would overlap, and are numbered."""
 
 
-def probe_names(ds: xr.Dataset) -> list[str]:
-    """Readable names of the probe points: the ``label`` coordinate where the cube has one
-    (``conv1``, ``relu2`` for nets whose module paths are numbers), else the ``layer`` paths."""
-    names = ds["label"] if "label" in ds.variables else ds.layer
-    return [str(n) for n in names.values]
-
-
 def depth_ticks(ax, ds, counted: str, *, labelled: bool = True, log: bool = False) -> None:
     """Tick a depth axis at the layers of ``ds`` (coordinates ``layer`` and ``depth``), named
-    (:func:`probe_names`; rotated where they would touch) up to :data:`MAX_NAMED` layers, else
-    numbered; on a log axis only at powers of 2 (names that would touch are turned upright by
-    :func:`legend`, once the panels have their size). ``labelled=False`` leaves the labels to
-    the panel below. The axis label says what the depth counts."""
-    depth, names = ds.depth.values, probe_names(ds)
+    (:func:`diffsens.cubes.layer_names`) up to :data:`MAX_NAMED` layers, else numbered; on a
+    log axis only at powers of 2 (names that would touch are turned upright by :func:`legend`,
+    once the panels have their size). ``labelled=False`` leaves the labels to the panel below.
+    The axis label says what the depth counts."""
+    depth, names = ds.depth.values, layer_names(ds)
     if len(names) <= MAX_NAMED:
         at = [i for i, k in enumerate(depth) if not log or np.log2(k).is_integer()]
         ax.set_xticks(depth[at], [names[i] for i in at])
