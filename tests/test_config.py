@@ -331,6 +331,15 @@ def test_schema_errors_do_not_hide_the_other_problems():
         "experiments.tiny.measure.probes",
         "experiments.tiny.model.widht",
     ]
+    nan = copy.deepcopy(TINY)  # a NaN is cut out too
+    nan["experiments"]["tiny"]["training"]["lr"] = float("nan")
+    nan["experiments"]["tiny"]["model"]["widht"] = 8
+    with pytest.raises(SettingsError) as error:
+        Config(nan)
+    assert [p.split(":")[0] for p in error.value.problems] == [
+        "experiments.tiny.training.lr",
+        "experiments.tiny.model.widht",
+    ]
     broken["experiments"]["tiny"]["dataset"] = 7  # a required key refused: nothing more to check
     with pytest.raises(SettingsError) as error:
         Config(broken)

@@ -74,6 +74,21 @@ def test_seconds_come_from_a_calibration_where_it_has_the_network(tmp_path):
     assert row.gpu_hours == pytest.approx((42 * row.epoch_s + 18 * row.measure_s) / 3600)
 
 
+def test_a_calibration_by_hand_is_checked_row_by_row_and_unused_rows_are_named(tmp_path):
+    path = tmp_path / "calibration.csv"
+    header = "network,train_image_s,inference_image_s\n"  # no device: written by hand
+    path.write_text(header + "digits:fc2,0.001,0.0002\ndigits:fc22,0.001,0.0002\n")
+    calibration = read_calibration(path)
+    assert calibration[FC2]["device"] == "an unnamed device"
+    line = cost_line(estimate_cost(Config(CONFIG), calibration), calibration)
+    assert "calibrated on an unnamed device" in line
+    assert "the calibration's ['digits:fc22'] match no network here, unused" in line
+    for bad in ("nan", "-0.001", "0", "inf"):
+        path.write_text(header + f"digits:fc2,0.001,0.0002\ndigits:fc4,{bad},0.0002\n")
+        with pytest.raises(CorruptedFile, match=r"line 3 \(digits:fc4\): train_image_s is"):
+            read_calibration(path)
+
+
 def test_the_conservative_model_counts_flops_and_steps():
     config = Config(CONFIG)
     flops = forward_flops({"name": "fc2"}, config.shapes["digits"])
@@ -135,7 +150,7 @@ def test_a_calibration_measured_here_replaces_the_model(tmp_path, capsys, caplog
         assert row["train_image_s"] > 0 and row["inference_image_s"] > 0
         assert row["device"] == "cpu"
     costs = estimate_cost(Config(CONFIG), calibration)
-    assert "a CPU's seconds stand for a GPU's here" in cost_line(costs)
+    assert "timed on a CPU, not on a GPU" in cost_line(costs)
     costs = costs.set_index("network")
     assert set(costs.source) == {"calibrated on cpu"}
     per_image = calibration[FC2]
@@ -185,7 +200,9 @@ def test_memory_follows_the_data_and_the_attempt():
 
 def test_small_costs_keep_two_digits_and_large_ones_one_decimal():
     def line(*hours):
-        rows = [{"gpu_hours": h, "source": "model"} for h in hours]
+        rows = [
+            {"network": f"n{i}", "gpu_hours": h, "source": "model"} for i, h in enumerate(hours)
+        ]
         return cost_line(pd.DataFrame(rows))
 
     assert line(0.01, 0.0123).startswith("0.022 GPU-hours")  # not a bare 0.0
@@ -201,11 +218,13 @@ def test_a_missing_calibration_table_is_a_config_error(tmp_path):
 
 
 def test_the_workflow_makes_a_missing_calibration_and_refuses_other_runs_without_it(tmp_path):
-    config = {**CONFIG, "calibration": "results/calibration.csv"}
-    planned = planned_jobs(tmp_path, config, "calibration")  # the table the config names
+    config = {**CONFIG, "calibration": "tables/timing.csv"}
+    planned = planned_jobs(tmp_path, config, "calibration")
     assert planned == {job("calibrate", dataset="digits"), job("calibration")}
+    made = snakemake(tmp_path, config, "calibration", "--dry-run")
+    assert "output: tables/timing.csv" in made.stdout  # the table where the config names it
     refused = snakemake(tmp_path, config, "--dry-run", check=False)
     assert refused.returncode != 0 and not (tmp_path / "results" / "train").exists()
     said = refused.stdout + refused.stderr
-    assert "calibration: no file 'results/calibration.csv'" in said
+    assert "calibration: no file 'tables/timing.csv'" in said
     assert "`snakemake calibration`" in said

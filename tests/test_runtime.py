@@ -1,12 +1,17 @@
-"""Each concurrent GPU job gets its own GPU (checked with processes and lock files, no GPU)."""
+"""Devices: each concurrent GPU job gets its own GPU (checked with processes and lock files,
+no GPU); names that are no device are refused."""
 
 import subprocess
 import sys
 import time
 
+import pytest
+
+from diffsens.runtime import device_problem, pick_device
+
 CLAIM = """
 import sys, time
-from diffsens.runtime import claim_gpu
+from diffsens.runtime import claim_gpu, device_problem, pick_device
 print(claim_gpu(int(sys.argv[1]), sys.argv[2], poll_s=0.05), flush=True)
 time.sleep(float(sys.argv[3]))
 """
@@ -40,3 +45,11 @@ def test_a_killed_job_releases_its_gpu(tmp_path):
     first.wait()
     second = start(1, tmp_path, 0.0)
     assert int(second.stdout.readline()) == 0 and second.wait() == 0
+
+
+def test_a_device_name_torch_does_not_know_is_refused_in_a_sentence():
+    for name in ("tpu", "cuda:x", "gpu"):
+        assert device_problem(name) == f"device {name!r} is not one of auto, cpu, cuda or cuda:N"
+        with pytest.raises(ValueError, match="is not one of auto, cpu, cuda or cuda:N"):
+            pick_device(name)
+    assert device_problem("cpu") is None and device_problem("auto") is None

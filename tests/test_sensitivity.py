@@ -14,6 +14,7 @@ from diffsens.diffeo import (
     sample_modes,
     temperature_for_displacement,
     temperature_range,
+    typical_displacement,
     warp,
 )
 from diffsens.perturb import random_directions
@@ -403,6 +404,8 @@ def test_temperatures_above_t_max_warn_and_are_recorded(caplog, tmp_path):
     (record,) = [r for r in caplog.records if r.name == "diffsens.sensitivity"]
     assert record.levelno == logging.WARNING
     assert str(hot) in record.getMessage() and f"T_max = {T_max:.6g}" in record.getMessage()
+    pixels = [round(float(typical_displacement(T, 3, 12)), 3) for T in hot]  # in px too (n = 12)
+    assert f"(displacements {pixels} px)" in record.getMessage()
     assert ds.attrs["T_max"] == pytest.approx(T_max, rel=1e-12)
     assert ds.attrs["above_T_max"] == hot
     assert np.all(np.isfinite(ds.R))  # measured all the same

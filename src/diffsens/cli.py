@@ -330,7 +330,7 @@ def _cost(args) -> None:
     calibration = read_calibration(args.calibration) if args.calibration else None
     table = estimate_cost(Config(read_yaml(args.config)), calibration)
     print(cost_markdown(table), end="")
-    print(f"{args.config}: {cost_line(table)}")
+    print(f"{args.config}: {cost_line(table, calibration or ())}")
 
 
 def _calibrate(args) -> None:

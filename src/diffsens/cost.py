@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping
 import pandas as pd
 
 from diffsens.config import Config
-from diffsens.io import read_table
+from diffsens.io import CorruptedFile, read_table
 from diffsens.settings import displacement_count
 
 logger = logging.getLogger(__name__)
@@ -57,14 +57,10 @@ SHORT_TRAINING_S = 15 * 60
 """Trainings estimated at most this long (every epoch up to the cap) are short: on a cluster
 several of them share one allocation, one after another, instead of queueing one by one."""
 
-CALIBRATION_COLUMNS = {
-    "network": str,
-    "train_image_s": float,
-    "inference_image_s": float,
-    "device": str,
-}
+CALIBRATION_COLUMNS = {"network": str, "train_image_s": float, "inference_image_s": float}
 """A calibration table: per network, the seconds of one training image (at the batch size it
-was timed with) and of one inference image, and the device that took them."""
+was timed with) and of one inference image; a column ``device`` may name what timed them
+(:func:`calibrate` writes it)."""
 
 CALIBRATION_STEPS = 200
 """Training steps (and as many inference batches) timed per network: seconds on a GPU."""
@@ -103,13 +99,30 @@ def forward_flops(model: Mapping, shape) -> float:
     return float(counter.get_total_flops())
 
 
-def read_calibration(path) -> dict[str, dict[str, float]]:
-    """A calibration table (:data:`CALIBRATION_COLUMNS`) by network name."""
-    table = read_table(path, "calibration table", columns=CALIBRATION_COLUMNS)
-    return {
-        row.network: {k: getattr(row, k) for k in CALIBRATION_COLUMNS if k != "network"}
-        for row in table.itertuples(index=False)
-    }
+def read_calibration(path) -> dict[str, dict]:
+    """A calibration table (:data:`CALIBRATION_COLUMNS`) by network name, its seconds checked
+    (finite and > 0), with the ``device`` that timed them (``"an unnamed device"`` without
+    that column)."""
+    what = "calibration table"
+    table = read_table(path, what, columns=CALIBRATION_COLUMNS)
+    rows = {}
+    for number, row in enumerate(table.to_dict("records"), start=2):  # line 1: the header
+        for column in ("train_image_s", "inference_image_s"):
+            if not (math.isfinite(row[column]) and row[column] > 0):
+                raise CorruptedFile(
+                    path,
+                    what,
+                    f"line {number} ({row['network']}): {column} is {row[column]}",
+                    "seconds per image must be finite and > 0; fix that row or time the "
+                    "networks again (diffsens calibrate)",
+                )
+        device = row.get("device")
+        rows[row["network"]] = {
+            "train_image_s": row["train_image_s"],
+            "inference_image_s": row["inference_image_s"],
+            "device": device if isinstance(device, str) and device else "an unnamed device",
+        }
+    return rows
 
 
 class Costs:
@@ -252,7 +265,7 @@ def calibrate(
                 "device": named,
             }
         )
-    return pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
+    return pd.DataFrame(rows, columns=[*CALIBRATION_COLUMNS, "device"])
 
 
 def _time_network(model: Mapping, shape, batch: int, device, steps: int) -> tuple[float, float]:
@@ -352,14 +365,17 @@ def cost_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cost_line(table: pd.DataFrame) -> str:
-    """The total in one sentence, saying where its seconds come from."""
+def cost_line(table: pd.DataFrame, calibration: Collection[str] = ()) -> str:
+    """The total in one sentence, saying where its seconds come from, and which networks of the
+    ``calibration`` the config does not train (a misspelled name, a table of another config)."""
     sources = sorted(set(table.source))
+    unused = sorted(set(calibration) - set(table.network))
     return (
         f"{_hours(table.gpu_hours.sum())} GPU-hours at most (epochs at their caps), seconds from "
         + " and ".join(sources)
         + (" (the conservative model: docs/cluster.md)" if "model" in sources else "")
-        + ("; a CPU's seconds stand for a GPU's here" if "calibrated on cpu" in sources else "")
+        + ("; timed on a CPU, not on a GPU" if "calibrated on cpu" in sources else "")
+        + (f"; the calibration's {unused} match no network here, unused" if unused else "")
     )
 
 

@@ -12,6 +12,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -58,6 +59,8 @@ def device_problem(name: str) -> str | None:
     """Why ``name`` (a device setting) cannot run here, or None."""
     import torch
 
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(name)):
+        return f"device {name!r} is not one of auto, cpu, cuda or cuda:N"
     device = torch.device("cpu" if name == "auto" else name)
     if device.type != "cuda":
         return None

@@ -265,10 +265,12 @@ def _resolve_temperatures(images, deformation, temperatures, cut) -> tuple[list[
     above = [T for T in values.tolist() if T > T_max]
     if above:
         logger.warning(
-            "temperatures %s are above T_max = %.6g (n = %d, cut = %s), where the deformations "
-            "start to fold the images onto themselves",
+            "temperatures %s (displacements %s px) are above T_max = %.6g (%.3g px; n = %d, "
+            "cut = %s), where the deformations start to fold the images onto themselves",
             above,
+            [round(float(typical_displacement(T, cut, n)), 3) for T in above],
             T_max,
+            typical_displacement(T_max, cut, n),
             n,
             cut,
         )

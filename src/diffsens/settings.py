@@ -133,11 +133,12 @@ def problems_in(instance, schema_: dict, where: str = "") -> Iterator[str]:
 
 
 def without_schema_errors(instance):
-    """A copy of ``instance`` without the keys the schema refuses (unknown keys, bad values: their
-    defaults apply), so that the checks that need a sound structure can still run and report
-    their own problems beside the schema's; None if some error cannot be cut out that way."""
+    """A copy of ``instance`` without the keys the schema refuses (unknown keys, bad values, NaN
+    and infinities: their defaults apply), so that the checks that need a sound structure can
+    still run and report their own problems beside the schema's; None if some error cannot be
+    cut out that way."""
     validator = jsonschema.Draft202012Validator(schema())
-    cleaned = json.loads(json.dumps(instance))
+    cleaned = _finite_only(json.loads(json.dumps(instance)))
     for error in validator.iter_errors(instance):
         *parents, key = list(error.absolute_path) or [None]
         node = cleaned
@@ -314,6 +315,22 @@ def _message(error: jsonschema.ValidationError) -> str:
         reasons = sorted({e.message for e in error.context})
         return f"{error.instance!r} is not valid here: " + "; or ".join(reasons)
     return error.message
+
+
+_CUT = object()
+
+
+def _finite_only(value):
+    """``value`` without the keys holding a non-finite number, or a list holding one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _CUT
+    if isinstance(value, dict):
+        kept = {key: _finite_only(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item is not _CUT}
+    if isinstance(value, list):
+        items = [_finite_only(item) for item in value]
+        return _CUT if any(item is _CUT for item in items) else items
+    return value
 
 
 def _non_finite(instance, where: str, path=()) -> Iterator[tuple[str, float]]:

@@ -448,18 +448,23 @@ def cost_settings(wildcards=None):
     """The projected cost of the run, one row per network (what `diffsens cost` prints)."""
     from diffsens.cost import cost_line
 
-    table = job_costs().table()
-    return {"rows": table.to_dict("records"), "total": cost_line(table)}
+    costs = job_costs()
+    table = costs.table()
+    return {
+        "rows": table.to_dict("records"),
+        "total": cost_line(table, costs.calibration),
+    }
 
 
 def log_cost():
     """Say what the run costs, or that the calibration it is costed from is still to make."""
-    problem = CONFIG.calibration_problem()
-    logger.info(
-        f"diffsens: {problem}"
-        if problem
-        else f"diffsens: this run costs {cost_settings()['total']}"
-    )
+    if CONFIG.calibration_problem():
+        logger.info(
+            f"diffsens: the calibration table {CONFIG.calibration!r} is not made yet: "
+            "`snakemake calibration` makes it; a run that needs it stops before its first job"
+        )
+    else:
+        logger.info(f"diffsens: this run costs {cost_settings()['total']}")
 
 
 def calibrated_datasets():

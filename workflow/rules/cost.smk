@@ -1,6 +1,7 @@
 # What the run costs, and the calibration its time limits come from (docs/cluster.md).
 # `snakemake calibration` times every network on the device the grid will use (on a cluster, a
-# short GPU job per dataset) and writes the table that the config's `calibration` key names.
+# short GPU job per dataset) and writes the table that the config's `calibration` key names
+# (without one, {results}/calibration.csv, for the key to name).
 rule cost:
     input:
         settings=settings_file("cost"),
@@ -48,7 +49,7 @@ rule calibration:
         tables=expand(rules.calibrate.output.table, dataset=calibrated_datasets()),
         settings=settings_file("calibration"),
     output:
-        table=f"{RESULTS}/calibration.csv",
+        table=CONFIG.calibration or f"{RESULTS}/calibration.csv",
     log:
         f"{RESULTS}/logs/calibration.log",
     localrule: True
