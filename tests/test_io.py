@@ -146,6 +146,21 @@ def test_a_flipped_bit_in_a_netcdf_file_is_refused_by_its_checksum(tmp_path):
     xr.testing.assert_identical(open_netcdf(plain), ds)
 
 
+def test_a_stack_of_nets_of_different_depths_keeps_its_checksum(tmp_path):
+    # layer names joined over nets of 2 and 3 layers leave a missing name (NaN) that NetCDF
+    # stores as the empty string: the file must still verify
+    nets = [
+        xr.Dataset(
+            {"D": ("depth", [1.0, 0.5, 0.25][:n])}, coords={"depth": [1, 2, 3][:n]}
+        ).assign_coords(label=("depth", ["relu1", "relu2", "relu3"][:n]))
+        for n in (2, 3)
+    ]
+    stacked = xr.concat(nets, pd.Index(["short", "long"], name="network"), join="outer")
+    assert stacked.label.values[0, 2] != stacked.label.values[0, 2]  # NaN before writing
+    back = open_netcdf(write_netcdf(stacked, tmp_path / "nets.nc"), "theory file")
+    assert back.label.values.tolist() == [["relu1", "relu2", ""], ["relu1", "relu2", "relu3"]]
+
+
 def test_tables_as_csv_and_markdown(tmp_path):
     table = pd.DataFrame({"a": ["x"], "b": [1.23456], "c": [float("nan")]})
     assert markdown(table).splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 1.23 |  |"]

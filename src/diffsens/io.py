@@ -219,7 +219,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
 def netcdf_digest(ds: xr.Dataset) -> str:
     """SHA-256 of a dataset's variables (names, dimensions, values, attributes) and attributes,
     but its checksum, in a form that a NetCDF round trip keeps (numbers as float64, text as
-    str, a number attribute as a list of one)."""
+    str with missing items empty, a number attribute as a list of one)."""
 
     def attrs(mapping):
         return {
@@ -233,7 +233,7 @@ def netcdf_digest(ds: xr.Dataset) -> str:
             return array.astype(np.float64)
         if array.dtype.kind in "mM":
             return array.astype(np.int64)
-        return [str(item) for item in array.ravel().tolist()]
+        return [_text(item) for item in array.ravel().tolist()]
 
     return digest(
         {
@@ -248,6 +248,14 @@ def netcdf_digest(ds: xr.Dataset) -> str:
             },
         }
     )
+
+
+def _text(item) -> str:
+    """An item of a text array as NetCDF stores it: a missing one (``None``, NaN, left by an
+    outer join of labelled layers) becomes the empty string."""
+    if item is None or (isinstance(item, float) and np.isnan(item)):
+        return ""
+    return str(item)
 
 
 def open_netcdf(

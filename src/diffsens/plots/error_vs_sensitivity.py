@@ -67,10 +67,15 @@ def error_vs_sensitivity(
     }
     every = np.concatenate([e.values.ravel() for e in errors.values()])
     positive = bool((every > 0).all())
+    undefined = []  # quantities without a value: a constant output has no D, G or R
     for ax, quantity in zip(axes, QUANTITIES, strict=True):
+        outputs = {}
         for variant, cube in cubes.items():
             out = at_delta(cube, delta)[quantity].isel(layer=-1)
-            out = out.sel(checkpoint=trained_checkpoint(cube), condition="original")
+            outputs[variant] = out.sel(checkpoint=trained_checkpoint(cube), condition="original")
+        if not any(np.isfinite(out.values).any() for out in outputs.values()):
+            undefined.append(quantity)
+        for variant, out in outputs.items():
             colour, marker = styles[variant]["color"], styles[variant]["marker"]
             ax.scatter(
                 out,
@@ -108,6 +113,8 @@ def error_vs_sensitivity(
         problems.append("one variant, so no relation across nets to show")
     if every.max() == 0:
         problems.append("every net at 0% test error")
+    if undefined:
+        problems.append(f"no {', '.join(undefined)} at the output (a constant output has none)")
     handles = (
         [
             Line2D(
