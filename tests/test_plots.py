@@ -312,17 +312,18 @@ def test_error_vs_sensitivity_of_one_net_at_zero_error_says_why_it_shows_no_rela
 
 
 def test_error_vs_sensitivity_of_a_collapsed_output_draws_and_says_so():
-    # a net whose output is constant has no D at the output (0/0): its panel is empty, yet the
-    # shared log axis of test error still covers the errors and the figure draws
+    # a net whose output is constant has no D, G or R at the output (0/0): its panels are
+    # empty, yet the shared log axis of test error still covers the errors and the figure draws
     cube = small_cube(0)
-    cube["D"] = cube.D.where(cube.layer != "output")
+    for quantity in ("D", "G", "R"):
+        cube[quantity] = cube[quantity].where(cube.layer != "output")
     fig = plots.error_vs_sensitivity({"a": cube})
     fig.canvas.draw()  # a log axis without limits fails here
     axes = labelled(fig)
     assert axes[0].get_yscale() == "log"
     errors = cube.test_error.sel(checkpoint="best").values
     assert ticks_cover(axes[0], errors)
-    assert "no D at the output" in fig.get_suptitle()
+    assert "no D, G, R at the output" in fig.get_suptitle()
 
 
 def test_spectra_and_empty_spectra():

@@ -103,7 +103,7 @@ def error_vs_sensitivity(
         ax.set_xlabel(f"${quantity}$ of the output")
         ax.grid(which="major")
     if positive:
-        log_axis(axes[0], "y", formatter=percent)
+        log_axis(axes[0], "y", formatter=percent, span=(every.min(), every.max()))
     else:  # an error of 0 has no place on a log axis
         axes[0].set_ylim(-0.05 * max(every.max(), 0.01), max(every.max(), 0.01) * 1.1)
         axes[0].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(percent))

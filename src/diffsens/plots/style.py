@@ -278,13 +278,16 @@ def _nice_ticks(low: float, high: float) -> np.ndarray:
     )
 
 
-def log_axis(ax, axis: str = "y", formatter=None) -> None:
+def log_axis(ax, axis: str = "y", formatter=None, span: tuple[float, float] | None = None) -> None:
     """A log axis whose labelled ticks cover the data: its limits are widened to the nearest
     ticks at or beyond the data, so that a label stands at or past both ends. Labels are plain
     numbers (or ``formatter``'s) when the axis stays within :data:`PLAIN_RANGE`, else in powers
-    of 10, never both on one axis. Call after plotting."""
+    of 10, never both on one axis. ``span`` is the data's range where this axis's own drawing
+    does not hold it (an axis shared with panels that drew nothing). Call after plotting."""
     getattr(ax, f"set_{axis}scale")("log")
     low, high = (ax.dataLim.y0, ax.dataLim.y1) if axis == "y" else (ax.dataLim.x0, ax.dataLim.x1)
+    if span is not None:
+        low, high = span
     if np.isfinite(low) and low == high > 0:  # one value (a constant learning rate)
         low, high = low / 2, high * 2
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):  # a 0
