@@ -340,6 +340,17 @@ def test_schema_errors_do_not_hide_the_other_problems():
         "experiments.tiny.training.lr",
         "experiments.tiny.model.widht",
     ]
+    listed = copy.deepcopy(TINY)  # a bad list item is cut out too
+    listed["experiments"]["tiny"]["measure"].pop("temperatures", None)
+    listed["experiments"]["tiny"]["measure"]["deltas"] = [0.5, -1.0, -2.0]
+    listed["experiments"]["tiny"]["model"]["widht"] = 8
+    with pytest.raises(SettingsError) as error:
+        Config(listed)
+    assert [p.split(":")[0] for p in error.value.problems] == [
+        "experiments.tiny.measure.deltas[1]",
+        "experiments.tiny.measure.deltas[2]",
+        "experiments.tiny.model.widht",
+    ]
     broken["experiments"]["tiny"]["dataset"] = 7  # a required key refused: nothing more to check
     with pytest.raises(SettingsError) as error:
         Config(broken)

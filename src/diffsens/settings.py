@@ -133,12 +133,13 @@ def problems_in(instance, schema_: dict, where: str = "") -> Iterator[str]:
 
 
 def without_schema_errors(instance):
-    """A copy of ``instance`` without the keys the schema refuses (unknown keys, bad values, NaN
-    and infinities: their defaults apply), so that the checks that need a sound structure can
+    """A copy of ``instance`` without the keys and list items the schema refuses (unknown keys,
+    bad values, NaN and infinities: their defaults apply), so that the checks that need a sound structure can
     still run and report their own problems beside the schema's; None if some error cannot be
     cut out that way."""
     validator = jsonschema.Draft202012Validator(schema())
     cleaned = _finite_only(json.loads(json.dumps(instance)))
+    items = []  # (list, index) of refused list items, cut out last so indices stay valid
     for error in validator.iter_errors(instance):
         *parents, key = list(error.absolute_path) or [None]
         node = cleaned
@@ -154,8 +155,12 @@ def without_schema_errors(instance):
                 del target[extra]
         elif isinstance(node, dict) and isinstance(key, str):
             node.pop(key, None)
+        elif isinstance(node, list) and isinstance(key, int):
+            items.append((node, key))
         else:
             return None
+    for node, index in sorted(items, key=lambda item: item[1], reverse=True):
+        del node[index]
     return cleaned if validator.is_valid(cleaned) else None
 
 
