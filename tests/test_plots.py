@@ -384,6 +384,14 @@ def test_depth_laws_write_the_exponents_and_list_only_what_is_drawn():
     assert legend_labels(unfitted) == ["init", "trained (best)", "seeds: min to max"]
     assert tick_labels(fig.axes[4]) == ["relu1", "relu2", "relu3"]  # the fitted (ReLU) layers
     assert fig.axes[4].get_xlabel() == "layer $k$"
+    assert "exponential fit" in fig.axes[0].get_title()  # the form fitted, and predicted
+    assert "no law predicted" not in fig.axes[0].get_title()
+    pooled = {"name": "simple_cnn", "dim": 1, "filter_size": 2, "stride": 1, "pooling": "max"}
+    cubes = {"p": small_cube(2, model=pooled)}
+    fits = fit_experiment(cubes, bootstrap=20)
+    assert str(fits.law.sel(variant="p").values) == "exponential"  # fitted, not predicted
+    title = plots.depth_laws(cubes, fits).axes[0].get_title()
+    assert "\nexponential fit $\\propto e^{a k}$, no law predicted\n" in title
 
 
 def test_power_law_depth_axis_names_the_powers_of_two():
@@ -525,6 +533,9 @@ def test_training_curves_give_each_quantity_its_panel_and_seeds_a_band():
     assert legend_labels(fig) == ["a", "b", "seeds: min to max", "error ceiling"]
     for ax in (loss, train, lr):  # the ceiling is an error's: only on the test error
         assert not [line for line in ax.lines if line.get_color() == style.ALERT]
+    long = plots.training_curves({"a": [history(0, 300)]}).axes[0].lines[0]
+    assert long.get_markevery() == 10  # 300 epochs: a marker every 10th, lines stay readable
+    assert loss.lines[0].get_markevery() == 1
 
 
 def test_training_curves_draw_a_learning_rate_schedule_shared_by_variants_once():
@@ -577,6 +588,7 @@ def test_claims_colour_every_cell_by_its_verdict_and_give_the_interval():
     assert "D_falls_with_training (D)" in labels and "spatial_pooling" in labels
     assert "nearest 1.5 px" in fig.get_suptitle()
     assert "e (δ = 1.5 px)" in texts  # each experiment says at which displacement
+    readable(plots.claims(table[table.variant == "v0"], delta=1.5))  # one column: title whole
 
 
 def with_condition(cube, name, factor):

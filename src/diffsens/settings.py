@@ -134,9 +134,9 @@ def problems_in(instance, schema_: dict, where: str = "") -> Iterator[str]:
 
 def without_schema_errors(instance):
     """A copy of ``instance`` without the keys and list items the schema refuses (unknown keys,
-    bad values, NaN and infinities: their defaults apply), so that the checks that need a sound structure can
-    still run and report their own problems beside the schema's; None if some error cannot be
-    cut out that way."""
+    bad values, NaN and infinities: their defaults apply), so that the checks that need a sound
+    structure can still run and report their own problems beside the schema's; None if some
+    error cannot be cut out that way."""
     validator = jsonschema.Draft202012Validator(schema())
     cleaned = _finite_only(json.loads(json.dumps(instance)))
     items = []  # (list, index) of refused list items, cut out last so indices stay valid

@@ -23,6 +23,10 @@ VERDICT_COLOURS = {
 """Cell colours of the claims figure, by verdict."""
 
 
+MIN_WIDTH = 8.0
+"""Inches the title and the verdicts' key need, however few the columns."""
+
+
 @styled
 def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95) -> Figure:
     """The claims of a run at a glance: one row per claim (and quantity), one column per
@@ -33,10 +37,11 @@ def claims(table: pd.DataFrame, *, delta: float = 1.0, confidence: float = 0.95)
     columns = list(dict.fromkeys(zip(shown.experiment, shown.variant, strict=True)))
     rows = claim_rows(shown)
     width, height = 1.15, 0.42
-    fig = Figure(figsize=(2.9 + width * len(columns), 1.5 + height * len(rows)))
-    ax = fig.add_axes(
+    table_width = 2.9 + width * len(columns)
+    fig = Figure(figsize=(max(table_width, MIN_WIDTH), 1.5 + height * len(rows)))
+    ax = fig.add_axes(  # centred under the title where the title is the wider
         (
-            2.7 / fig.get_figwidth(),
+            (2.7 + (fig.get_figwidth() - table_width) / 2) / fig.get_figwidth(),
             0.7 / fig.get_figheight(),
             width * len(columns) / fig.get_figwidth(),
             height * len(rows) / fig.get_figheight(),

@@ -96,6 +96,7 @@ def depth_laws(
         trained = trained_checkpoint(cube)
         trained_names.add(trained)
         law = str(fits.law.sel(variant=variant).values)
+        predicted_here = False
         for ax, quantity in zip(axes, QUANTITIES, strict=True):
             banded |= band(ax, k, series[quantity].sel(checkpoint="init"), _MEASURED, "--")
             measured = series[quantity].sel(checkpoint=trained)
@@ -112,6 +113,7 @@ def depth_laws(
                 anchor = (float(k[0]), float(first[0]))
                 predicts = prediction(ax, k, predicted, law, anchor, "black")
                 drawn |= {"prediction"} if predicts else set()
+                predicted_here |= predicts
                 text = _exponents(fit, predicted if predicts else np.nan)
                 ax.text(
                     0.97,
@@ -130,7 +132,11 @@ def depth_laws(
             depth_ticks(ax, series, "layer", labelled=ax is axes[-1], log=law == "power")
             ax.set_ylabel(SYMBOLS[quantity])
         heading = variant + (", channel mean" if condition == "channel_mean" else "")
-        heading += f"\n{law} law {law_formula(law)}" if law in LAWS else "\n(no law applies)"
+        if law in LAWS:
+            heading += f"\n{law} fit {law_formula(law)}"
+            heading += "" if predicted_here else ", no law predicted"
+        else:
+            heading += "\n(no law applies)"
         title(axes[0], heading, cube, ceiling)
     handles = checkpoint_handles(trained_names, colour="black")
     handles += [seed_band_handle()] if banded else []

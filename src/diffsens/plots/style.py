@@ -174,16 +174,21 @@ def shared_label(what: str, names: Sequence[str]) -> str:
     return f"{what} of " + ",\n".join(names) + "\n(the same for each)"
 
 
+MAX_MARKERS = 30
+"""Markers on one line: a long series (hundreds of epochs) marks every n-th point."""
+
+
 def band(ax, x, values: xr.DataArray, style: dict, linestyle: str = "-") -> bool:
-    """The mean over seeds as a line with markers, the seeds' min..max as a band in its colour;
-    whether a band was drawn (more than one seed)."""
+    """The mean over seeds as a line with markers (at most :data:`MAX_MARKERS`), the seeds'
+    min..max as a band in its colour; whether a band was drawn (more than one seed)."""
     banded = "seed" in values.dims and values.sizes["seed"] > 1
     if banded:
         low, high = values.min("seed"), values.max("seed")
         ax.fill_between(x, low, high, color=style["color"], alpha=SEED_BAND, lw=0)
     if "seed" in values.dims:
         values = values.mean("seed")
-    ax.plot(x, values, ls=linestyle, **style)
+    every = -(-len(x) // MAX_MARKERS)
+    ax.plot(x, values, ls=linestyle, markevery=every, **style)
     return banded
 
 
@@ -347,7 +352,9 @@ def legend(fig: Figure, handles: Sequence) -> None:
     inches = fig.legends[0].get_window_extent().width / fig.dpi
     rect = (0, 0, 1 - (inches + 0.1) / fig.get_figwidth(), 1)
     fig.tight_layout(rect=rect)
-    if _upright_clashing_ticks(fig):
+    for _ in range(3):  # a new layout can bring other labels together
+        if not _upright_clashing_ticks(fig):
+            break
         fig.tight_layout(rect=rect)
 
 
@@ -362,12 +369,15 @@ def shown_ticklabels(ax) -> list:
 
 
 def _upright_clashing_ticks(fig: Figure) -> bool:
-    """Turn upright the x tick labels of every panel where two of them touch; whether any were."""
+    """Turn upright the x tick labels of every panel where two of them come closer than half a
+    character (text widths differ slightly between resolutions); whether any were."""
     fig.draw_without_rendering()
     turned = False
     for ax in fig.axes:
-        boxes = [t.get_window_extent() for t in shown_ticklabels(ax)]
-        if any(a.x1 + 2 > b.x0 for a, b in itertools.pairwise(boxes)):
+        labels = shown_ticklabels(ax)
+        boxes = [t.get_window_extent() for t in labels]
+        gap = max((t.get_fontsize() * fig.dpi / 72 / 2 for t in labels), default=0)
+        if any(a.x1 + gap > b.x0 for a, b in itertools.pairwise(boxes)):
             ax.tick_params(axis="x", labelrotation=90)
             turned = True
     return turned
