@@ -175,6 +175,12 @@ def test_fits_keep_to_the_asymptotic_layers(fitted):
     assert row.low_overlap == "1-7"  # no overlap anywhere on the lattice
 
 
+def test_no_networks_is_said_in_the_settings_words():
+    """config/fig7.yaml lists none: asking for the theory there (a --forcerun) names the key."""
+    with pytest.raises(ValueError, match=r"theory.networks is empty"):
+        theory_networks({"networks": []})
+
+
 def test_no_fit_where_too_few_layers_are_asymptotic():
     networks, table = theory_networks(
         {"networks": [{"dim": 1, "filter_size": 2, "stride": 1, "depth": 8}], "precision": 0.05}

@@ -260,6 +260,12 @@ def theory_networks(
     same fits as a table, beside the predicted exponents.
     """
     cfg = resolve("theory", settings)
+    if not cfg["networks"]:
+        raise ValueError(
+            "theory.networks is empty: there is no constant-filter network to measure; list "
+            "some under theory.networks (as the default config does), or do not ask for the "
+            "theory's outputs (results/theory/, constant_filters and examples figures)"
+        )
     network_defaults = defaults(group("theory")["properties"]["networks"]["items"])
     noise, precision, max_overlap = cfg["noise"], cfg["precision"], cfg["max_overlap"]
     measured = []
