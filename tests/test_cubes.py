@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from diffsens.checkpoints import measure_run
 from diffsens.config import Config
@@ -120,3 +121,19 @@ def test_the_noisy_condition_probes_and_tests_with_the_training_noise(tmp_path):
         expected = evaluate(net, noisy_test, data.test_labels, cfg, torch.device("cpu"))
         assert float(run.noisy_test_error.sel(checkpoint="last")) == expected
         assert "noise (norm 3)" in run.noisy_test_error.attrs["long_name"]
+
+
+def test_a_summary_says_when_noisy_probes_carry_no_noise(runs):
+    """A net trained without noise is measured on 'noisy' probes equal to the original ones."""
+    cube = collect(runs, experiment="moves", variant="net")
+    cube = cube.assign_coords(condition=[str(c) for c in cube.condition.values])
+    noisy = cube.sel(condition=["original"]).assign_coords(condition=["noisy"])
+    clean = xr.concat(
+        [cube, noisy], "condition", data_vars="minimal", coords="minimal", combine_attrs="override"
+    )
+    assert "none here, so as original" in summary(clean)
+    assert "none here" not in summary(cube)  # no noisy condition: nothing to say
+    settings = RunSettings.from_attrs(clean.attrs)
+    settings.training["training_noise"] = 3.0
+    trained_on_noise = clean.assign_attrs(settings.to_attrs())
+    assert "none here" not in summary(trained_on_noise)

@@ -275,7 +275,7 @@ def test_error_vs_sensitivity_colours_by_noise_when_given():
         colour_by={"n0": 0.0, "n1": 1.0, "n10": 10.0},
         colour_label="noise",
         shape_by={"n0": "vgg", "n1": "vgg", "n10": "lenet"},
-        ceiling=0.95,
+        ceiling=0.01,
     )
     axes = labelled(fig)
     readable(fig)
@@ -288,7 +288,7 @@ def test_error_vs_sensitivity_colours_by_noise_when_given():
     labels = legend_labels(fig)
     assert labels[:3] == ["noise 0", "noise 1", "noise 10"]  # 0 shown as 0, on a discrete key
     assert labels[3:5] == ["vgg", "lenet"] and "one seed" in labels and "mean over seeds" in labels
-    assert "error ceiling 95% (off the axis)" in labels  # above every net: not drawn
+    assert "error ceiling 1% (off the axis)" in labels  # below the axis: named, not drawn
     assert not [line for ax in axes for line in ax.get_lines()]
     means = [c for c in axes[0].collections if c.get_sizes()[0] > 40]  # one per variant
     assert len({tuple(c.get_facecolor()[0]) for c in means}) == 3  # a colour per level
@@ -494,6 +494,11 @@ def test_trained_nets_show_their_test_error_and_undertrained_ones_are_marked():
     ceiling = float(errors.mean())  # among the errors: drawn
     scatter = plots.error_vs_sensitivity({"a": cube}, ceiling=ceiling)
     assert any(line.get_ydata()[0] == ceiling for ax in scatter.axes for line in ax.get_lines())
+    top = plots.error_vs_sensitivity({"a": cube}).axes[0].get_ylim()[1]
+    ceiling = (errors.max() + top) / 2  # above every net, but on the axis: drawn, not "off"
+    scatter = plots.error_vs_sensitivity({"a": cube}, ceiling=ceiling)
+    assert any(line.get_ydata()[0] == ceiling for ax in scatter.axes for line in ax.get_lines())
+    assert f"error ceiling {ceiling:.0%}" in legend_labels(scatter)
 
 
 def history(seed, epochs, lr=0.1):

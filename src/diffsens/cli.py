@@ -1,4 +1,4 @@
-"""The ``diffsens`` command: the library's measurements outside the workflow.
+"""The diffsens command: the library's measurements outside the workflow.
 
 diffsens measure CHECKPOINT... --data DATA --out CUBE.nc [--model SPEC] [options]
 diffsens show CUBE.nc [--delta PIXELS]

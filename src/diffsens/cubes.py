@@ -149,8 +149,11 @@ def summary(cube: xr.Dataset, delta: float = 1.0) -> str:
     at = "one-pixel moves" if np.isnan(temperature) else f"T = {temperature:.3g}"
     lines.append(
         f"D, G and R = D / G by layer at {at} (delta = {float(sliced.delta):.2f} px, the measured "
-        f"one nearest {delta:g} px), mean over seeds:"
+        f"one nearest {delta:g} px), mean over seeds (R of each seed, then averaged):"
     )
+    noisy = "condition" in sliced.dims and "noisy" in sliced.condition.values
+    if noisy and not settings.training.get("training_noise", 0.0):
+        lines.append("noisy: the probes with the net's training noise, none here, so as original")
     table = (
         sliced[["D", "G", "R"]]
         .to_dataframe()[["D", "G", "R"]]

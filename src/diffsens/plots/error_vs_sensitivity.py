@@ -47,9 +47,10 @@ def error_vs_sensitivity(
     nearest ``delta`` pixels. ``colour_by`` maps each variant to a level (e.g. its training
     noise) shown on the ordered scale, and ``shape_by`` to a name (e.g. its architecture) shown
     by the marker's shape; otherwise each variant gets its own colour. The ``ceiling`` on test
-    error (above it a net counts as undertrained) is a dashed line where it falls among the
-    errors, else named in the legend. A relation across nets needs two or more variants, and a
-    log axis a positive error: the figure says so on its panels where it lacks either.
+    error (above it a net counts as undertrained) is a dashed line where the error axis reaches
+    it, else named in the legend as off the axis. A relation across nets needs two or more
+    variants, and a log axis a positive error: the figure says so on its panels where it lacks
+    either.
     """
     fig = Figure(figsize=(8.0, 2.6))
     axes = fig.subplots(1, 3, sharey=True)
@@ -96,8 +97,6 @@ def error_vs_sensitivity(
                 lw=0.6,
                 zorder=3,
             )
-        if ceiling is not None and every.min() <= ceiling <= every.max():
-            ax.axhline(ceiling, color=ALERT, ls="--", lw=0.9)
         if np.isfinite(ax.dataLim.x0) and ax.dataLim.x0 > 0:  # NaN where the output collapsed
             log_axis(ax, "x")
         ax.set_xlabel(f"${quantity}$ of the output")
@@ -108,6 +107,11 @@ def error_vs_sensitivity(
         axes[0].set_ylim(-0.05 * max(every.max(), 0.01), max(every.max(), 0.01) * 1.1)
         axes[0].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(percent))
     axes[0].set_ylabel("test error")
+    low, high = axes[0].get_ylim()  # the ceiling drawn where the error axis reaches it
+    beyond = ceiling is None or not low <= ceiling <= high
+    if not beyond:
+        for ax in axes:
+            ax.axhline(ceiling, color=ALERT, ls="--", lw=0.9)
     problems = []  # said under the title
     if len(cubes) < 2:
         problems.append("one variant, so no relation across nets to show")
@@ -139,7 +143,6 @@ def error_vs_sensitivity(
         Line2D([], [], color="black", ls="none", marker="o", ms=7, label="mean over seeds"),
     ]
     if ceiling is not None:
-        beyond = not every.min() <= ceiling <= every.max()
         text = f"error ceiling {ceiling:.0%}" + (" (off the axis)" if beyond else "")
         handles.append(Line2D([], [], color=ALERT, ls="--", lw=0.9, label=text))
     what = f"test error of the trained nets against the output's sensitivities, δ = {px(shown)}"
