@@ -351,6 +351,11 @@ def test_schema_errors_do_not_hide_the_other_problems():
         "experiments.tiny.measure.deltas[2]",
         "experiments.tiny.model.widht",
     ]
+    listed["experiments"]["tiny"]["seeds"] = [0, -1.5]  # an item breaking two rules: cut once
+    with pytest.raises(SettingsError) as error:
+        Config(listed)
+    assert [p.split(":")[0] for p in error.value.problems][-1] == "experiments.tiny.model.widht"
+    assert sum("seeds[1]" in p for p in error.value.problems) == 2
     broken["experiments"]["tiny"]["dataset"] = 7  # a required key refused: nothing more to check
     with pytest.raises(SettingsError) as error:
         Config(broken)

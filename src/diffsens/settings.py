@@ -139,7 +139,7 @@ def without_schema_errors(instance):
     error cannot be cut out that way."""
     validator = jsonschema.Draft202012Validator(schema())
     cleaned = _finite_only(json.loads(json.dumps(instance)))
-    items = []  # (list, index) of refused list items, cut out last so indices stay valid
+    items = {}  # refused list items by (list, index), cut out last so indices stay valid
     for error in validator.iter_errors(instance):
         *parents, key = list(error.absolute_path) or [None]
         node = cleaned
@@ -156,10 +156,10 @@ def without_schema_errors(instance):
         elif isinstance(node, dict) and isinstance(key, str):
             node.pop(key, None)
         elif isinstance(node, list) and isinstance(key, int):
-            items.append((node, key))
+            items[id(node), key] = node  # once, however many rules the item breaks
         else:
             return None
-    for node, index in sorted(items, key=lambda item: item[1], reverse=True):
+    for (_, index), node in sorted(items.items(), key=lambda item: item[0][1], reverse=True):
         del node[index]
     return cleaned if validator.is_valid(cleaned) else None
 
