@@ -108,8 +108,8 @@ def error_vs_sensitivity(
         axes[0].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(percent))
     axes[0].set_ylabel("test error")
     low, high = axes[0].get_ylim()  # the ceiling drawn where the error axis reaches it
-    beyond = ceiling is None or not low <= ceiling <= high
-    if not beyond:
+    on_axis = ceiling is not None and low <= ceiling <= high
+    if on_axis:
         for ax in axes:
             ax.axhline(ceiling, color=ALERT, ls="--", lw=0.9)
     problems = []  # said under the title
@@ -143,7 +143,7 @@ def error_vs_sensitivity(
         Line2D([], [], color="black", ls="none", marker="o", ms=7, label="mean over seeds"),
     ]
     if ceiling is not None:
-        text = f"error ceiling {ceiling:.0%}" + (" (off the axis)" if beyond else "")
+        text = f"error ceiling {ceiling:.0%}" + ("" if on_axis else " (off the axis)")
         handles.append(Line2D([], [], color=ALERT, ls="--", lw=0.9, label=text))
     what = f"test error of the trained nets against the output's sensitivities, δ = {px(shown)}"
     what += ", clean probes" + (f"\n({'; '.join(problems)})" if problems else "")
